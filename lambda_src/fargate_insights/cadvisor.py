@@ -1,0 +1,283 @@
+"""Pull the few cAdvisor series that pod metrics need out of a kubelet `/metrics/cadvisor` payload.
+
+A Fargate node's payload is 100-200 KB of Prometheus text, of which a few dozen lines matter. Parsing
+it all (as a general Prometheus parser does) would dominate the collector's CPU, so this module finds
+the wanted lines with one regular-expression scan in C, skips node-level rows with a substring test,
+and fully validates only the lines it keeps. It never raises on input: a line that does not match the
+text format exactly is counted and ignored, never turned into a value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+# The families the eight pod metrics are computed from.
+CPU_USAGE: Final = "container_cpu_usage_seconds_total"
+CPU_QUOTA: Final = "container_spec_cpu_quota"
+CPU_PERIOD: Final = "container_spec_cpu_period"
+MEMORY_WORKING_SET: Final = "container_memory_working_set_bytes"
+MEMORY_LIMIT: Final = "container_spec_memory_limit_bytes"
+NETWORK_RX: Final = "container_network_receive_bytes_total"
+NETWORK_TX: Final = "container_network_transmit_bytes_total"
+START_TIME: Final = "container_start_time_seconds"
+
+WANTED_FAMILIES: Final = (
+    CPU_USAGE,
+    CPU_QUOTA,
+    CPU_PERIOD,
+    MEMORY_WORKING_SET,
+    MEMORY_LIMIT,
+    NETWORK_RX,
+    NETWORK_TX,
+    START_TIME,
+)
+
+_ALTERNATION: Final = b"|".join(re.escape(name.encode()) for name in WANTED_FAMILIES)
+# A newline followed by a wanted family: the literal prefix keeps this scan in C at memory speed.
+_LINE_START: Final = re.compile(rb"\n(?:" + _ALTERNATION + rb")\{")
+_FIRST_LINE: Final = re.compile(rb"(?:" + _ALTERNATION + rb")\{")
+
+# Label values in "unrolled loop" form, so that the regex engine runs through plain text in one step.
+_VALUE: Final = rb'"[^"\\\n]*(?:\\[\\"n][^"\\\n]*)*"'
+_LABEL: Final = rb"[a-zA-Z_][a-zA-Z0-9_]*=" + _VALUE
+# One whole sample line with labels, exactly as the text exposition format defines it.
+_SAMPLE_LINE: Final = re.compile(
+    rb"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\{(?P<labels>(?:"
+    + _LABEL
+    + rb"(?:,"
+    + _LABEL
+    + rb")*,?)?)\} (?P<value>[^ \n]+)(?: (?P<ts>-?[0-9]{1,19}))?"
+)
+_LABEL_PAIR: Final = re.compile(rb'([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\\n]*(?:\\[\\"n][^"\\\n]*)*)"')
+# Go's strconv.ParseFloat forms that the kubelet prints (decimal, exponent, Inf, NaN).
+_FLOAT: Final = re.compile(rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[Ii]nf|NaN)")
+_ESCAPES: Final = re.compile(r"\\(.)")
+_UNESCAPE: Final = {"\\": "\\", '"': '"', "n": "\n"}
+# Node-level rows (no pod) are most of a payload; this test is safe because inside a well-formed
+# label value a quote is always escaped, so `pod=""` can only be the pod label itself.
+_NO_POD: Final = (b',pod=""', b'{pod=""')
+# Pod totals live on rows with an empty container and image; the network on sandbox rows
+# (container="" with a pause image, or container="POD" with Docker). Other rows are skipped unparsed.
+_EMPTY_CONTAINER: Final = (b',container=""', b'{container=""')
+_DOCKER_SANDBOX: Final = (b',container="POD"', b'{container="POD"')
+_EMPTY_IMAGE: Final = (b',image=""', b'{image=""')
+_NETWORK_PREFIX: Final = b"container_network_"
+# Pod cgroup names: cgroupfs `pod<uid>`, systemd `kubepods-<qos>-pod<uid_with_underscores>.slice`.
+_POD_CGROUP: Final = re.compile(r"(?:^|-)pod([0-9a-fA-F][0-9a-fA-F_-]{7,63})(?:\.slice)?$")
+
+
+@dataclass(slots=True, frozen=True)
+class Sample:
+    """A value with the timestamp cAdvisor printed for it (ms since the epoch), if any."""
+
+    value: float
+    timestamp_ms: int | None
+
+
+@dataclass(slots=True)
+class PodSeries:
+    """What one payload says about one pod: its pod-cgroup totals and its sandbox network counters."""
+
+    namespace: str
+    pod: str
+    uid: str
+    cpu_usage_seconds: Sample | None = None
+    cpu_quota: float | None = None
+    cpu_period: float | None = None
+    memory_working_set: Sample | None = None
+    memory_limit: float | None = None
+    start_time_seconds: float | None = None
+    # (sandbox cgroup id, interface) -> counter sample.
+    network_rx: dict[tuple[str, str], Sample] = field(default_factory=dict)
+    network_tx: dict[tuple[str, str], Sample] = field(default_factory=dict)
+    # Fields that appeared more than once with different values: never trusted.
+    conflicts: set[str] = field(default_factory=set)
+
+    @property
+    def key(self) -> str:
+        return self.uid
+
+
+@dataclass(slots=True)
+class Extraction:
+    """The pods found in a payload, and how many candidate lines had to be ignored as malformed."""
+
+    pods: dict[str, PodSeries] = field(default_factory=dict)
+    malformed_lines: int = 0
+
+
+def extract(payload: bytes) -> Extraction:
+    """Extract every pod's series from a payload; never raises, never guesses.
+
+    Only lines terminated by a newline are used: a body cut short can end in a truncated number.
+    """
+    result = Extraction()
+    end_of_complete_lines = payload.rfind(b"\n")
+    if end_of_complete_lines < 0:
+        return result
+    find_eol = payload.find
+    starts = [m.start() + 1 for m in _LINE_START.finditer(payload, 0, end_of_complete_lines)]
+    if _FIRST_LINE.match(payload):
+        starts.insert(0, 0)
+    for start in starts:
+        eol = find_eol(b"\n", start)
+        line = payload[start:eol]
+        if _NO_POD[0] in line or _NO_POD[1] in line or not _may_be_pod_row(line):
+            continue
+        if not _apply_line(line, result):
+            result.malformed_lines += 1
+    for pod in result.pods.values():
+        _drop_conflicts(pod)
+    return result
+
+
+def _may_be_pod_row(line: bytes) -> bool:
+    """Cheap substring tests that rule out app-container rows before any parsing."""
+    empty_container = _EMPTY_CONTAINER[0] in line or _EMPTY_CONTAINER[1] in line
+    if line.startswith(_NETWORK_PREFIX):
+        return empty_container or _DOCKER_SANDBOX[0] in line or _DOCKER_SANDBOX[1] in line
+    return empty_container and (_EMPTY_IMAGE[0] in line or _EMPTY_IMAGE[1] in line)
+
+
+def _apply_line(line: bytes, result: Extraction) -> bool:
+    """Validate one candidate line and store what it says; False when it is malformed."""
+    match = _SAMPLE_LINE.fullmatch(line)
+    if match is None:
+        return False
+    value_text = match.group("value")
+    if _FLOAT.fullmatch(value_text) is None:
+        return False
+    try:
+        labels = _parse_labels(match.group("labels"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    if labels is None:
+        return False
+    value = float(value_text)
+    ts_text = match.group("ts")
+    timestamp_ms = int(ts_text) if ts_text is not None else None
+    if timestamp_ms is not None and not -(2**63) <= timestamp_ms < 2**63:
+        return False
+    _store(match.group("name").decode("ascii"), labels, Sample(value, timestamp_ms), result)
+    return True
+
+
+def _parse_labels(raw: bytes) -> dict[str, str] | None:
+    labels: dict[str, str] = {}
+    for name_raw, value_raw in _LABEL_PAIR.findall(raw):
+        name = name_raw.decode("ascii")
+        if name in labels or name == "__name__":
+            return None
+        value = value_raw.decode("utf-8")
+        if "\\" in value:
+            value = _ESCAPES.sub(lambda m: _UNESCAPE[m.group(1)], value)
+        labels[name] = value
+    return labels
+
+
+def _store(family: str, labels: dict[str, str], sample: Sample, result: Extraction) -> None:
+    pod_name = labels.get("pod", "")
+    namespace = labels.get("namespace", "")
+    cgroup = labels.get("id", "")
+    if not pod_name or not namespace or not cgroup:
+        return
+    container = labels.get("container", "")
+    image = labels.get("image", "")
+    segments = cgroup.rstrip("/").split("/")
+    pod_uid = _pod_uid(segments[-1])
+    if pod_uid is not None:
+        # The pod cgroup itself (container="" and image=""): the pod's totals.
+        if container or image:
+            return
+        _store_pod_total(family, labels, sample, _pod(result, namespace, pod_name, pod_uid))
+        return
+    is_sandbox = container == "POD" or (not container and bool(image))
+    if not is_sandbox or family not in (NETWORK_RX, NETWORK_TX) or len(segments) < 2:
+        return
+    parent_uid = _pod_uid(segments[-2])
+    interface = labels.get("interface", "")
+    if parent_uid is None or not interface:
+        return
+    pod = _pod(result, namespace, pod_name, parent_uid)
+    counters = pod.network_rx if family == NETWORK_RX else pod.network_tx
+    key = (cgroup, interface)
+    previous = counters.get(key)
+    if previous is not None and previous != sample:
+        pod.conflicts.add(family)
+    counters[key] = sample
+
+
+def _store_pod_total(family: str, labels: dict[str, str], sample: Sample, pod: PodSeries) -> None:
+    if family == CPU_USAGE:
+        if labels.get("cpu", "total") != "total":
+            return  # per-CPU breakdown rows: the total row is what the pod uses
+        _set(pod, "cpu_usage_seconds", sample)
+    elif family == MEMORY_WORKING_SET:
+        _set(pod, "memory_working_set", sample)
+    elif family == CPU_QUOTA:
+        _set(pod, "cpu_quota", sample.value)
+    elif family == CPU_PERIOD:
+        _set(pod, "cpu_period", sample.value)
+    elif family == MEMORY_LIMIT:
+        _set(pod, "memory_limit", sample.value)
+    elif family == START_TIME:
+        _set(pod, "start_time_seconds", sample.value)
+
+
+def _set(pod: PodSeries, attribute: str, value: Sample | float) -> None:
+    previous = getattr(pod, attribute)
+    if previous is not None and not _same(previous, value):
+        pod.conflicts.add(attribute)
+    setattr(pod, attribute, value)
+
+
+def _same(a: Sample | float, b: Sample | float) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def _drop_conflicts(pod: PodSeries) -> None:
+    """A series seen twice with different values has no trustworthy value: forget it."""
+    for name in pod.conflicts:
+        if name == NETWORK_RX:
+            pod.network_rx.clear()
+        elif name == NETWORK_TX:
+            pod.network_tx.clear()
+        else:
+            setattr(pod, name, None)
+
+
+def _pod(result: Extraction, namespace: str, name: str, uid: str) -> PodSeries:
+    pod = result.pods.get(uid)
+    if pod is None:
+        pod = PodSeries(namespace=namespace, pod=name, uid=uid)
+        result.pods[uid] = pod
+    elif (pod.namespace, pod.pod) != (namespace, name):
+        # Two pods claiming one cgroup: keep neither's values.
+        pod.conflicts.update(_ALL_FIELDS)
+    return pod
+
+
+_ALL_FIELDS: Final = (
+    "cpu_usage_seconds",
+    "cpu_quota",
+    "cpu_period",
+    "memory_working_set",
+    "memory_limit",
+    "start_time_seconds",
+    NETWORK_RX,
+    NETWORK_TX,
+)
+
+
+def _pod_uid(segment: str) -> str | None:
+    """The pod UID when a cgroup path segment is a pod cgroup, else None."""
+    match = _POD_CGROUP.search(segment)
+    if match is None:
+        return None
+    uid = match.group(1)
+    return uid.replace("_", "-") if "_" in uid else uid

@@ -1,0 +1,269 @@
+"""The two Kubernetes API calls the collector makes: list Fargate nodes, read a node's cAdvisor metrics.
+
+A thin urllib3 adapter over one TLS connection pool. The kubernetes client's generated models would
+deserialize every node into objects and its import alone costs about a quarter of a second on every
+cold start, so the hot path speaks the API's JSON and text directly (the kubernetes client serves the
+preflight, where that cost does not matter). TLS is always verified against the cluster's CA.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import quote, urlencode, urlsplit
+
+import urllib3
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ProtocolError, ReadTimeoutError, SSLError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+from .names import FARGATE_LABEL, FARGATE_LABEL_VALUE
+
+FARGATE_SELECTOR: Final = f"{FARGATE_LABEL}={FARGATE_LABEL_VALUE}"
+HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
+LIST_PAGE_SIZE: Final = 500
+# A Fargate node's payload is 100-200 KB; anything past this is not a real kubelet answer.
+MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+
+
+class KubeApiError(Exception):
+    """A failed API call, with a short machine-readable reason for counting failures by kind."""
+
+    def __init__(self, reason: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class FargateNode:
+    name: str
+    hostname: str
+
+
+class KubeClient:
+    """Bearer-token client for one API server; safe to share between threads."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        ca_pem: str,
+        token: Callable[[], str],
+        invalidate_token: Callable[[], None],
+        max_in_flight: int = 64,
+        request_timeout_s: float = 10.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        parts = urlsplit(endpoint)
+        if parts.scheme != "https" or parts.hostname is None:
+            raise ValueError(f"endpoint must be an https URL, got {endpoint!r}")
+        context = ssl.create_default_context(cadata=ca_pem)  # CERT_REQUIRED and hostname checks on
+        self._base_path = parts.path.rstrip("/")
+        self._pool = urllib3.HTTPSConnectionPool(
+            parts.hostname,
+            parts.port or 443,
+            maxsize=max_in_flight,
+            block=True,
+            ssl_context=context,
+            retries=False,
+            timeout=urllib3.Timeout(connect=min(5.0, request_timeout_s), read=request_timeout_s),
+        )
+        self._token = token
+        self._invalidate_token = invalidate_token
+        self._timeout_s = request_timeout_s
+        self._max_body = max_body_bytes
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- nodes -----------------------------------------------------------------------------------
+
+    def list_fargate_nodes(self, deadline: float) -> list[FargateNode]:
+        """Every Fargate node, following `continue` pagination; retries 429 within the deadline."""
+        nodes: list[FargateNode] = []
+        for page in self._pages("/api/v1/nodes", FARGATE_SELECTOR, deadline):
+            for item in page.get("items") or []:
+                node = _fargate_node(item)
+                if node is not None:
+                    nodes.append(node)
+        return nodes
+
+    def _pages(self, path: str, selector: str, deadline: float) -> Iterator[dict[str, Any]]:
+        token = ""
+        while True:
+            query = {"labelSelector": selector, "limit": str(LIST_PAGE_SIZE)}
+            if token:
+                query["continue"] = token
+            body = self._get_json(f"{path}?{urlencode(query)}", deadline)
+            yield body
+            token = (body.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
+
+    def _get_json(self, path: str, deadline: float) -> dict[str, Any]:
+        renewed = False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KubeApiError("deadline", f"GET {path}: no time left before the run's deadline")
+            response = self._request(path, "application/json", min(self._timeout_s, remaining))
+            with _released(response):
+                status = response.status
+                if status == 401 and not renewed:
+                    renewed = True
+                    self._invalidate_token()
+                    continue
+                if status == 429:
+                    wait = _retry_after(response.headers.get("Retry-After"))
+                    if time.monotonic() + wait < deadline:
+                        self._sleep(wait)
+                        continue
+                if status != 200:
+                    raise _status_error(status, path, self._read_capped(response, 64 * 1024))
+                raw = self._read_capped(response, self._max_body)
+            try:
+                parsed = json.loads(raw)
+            except ValueError as err:
+                raise KubeApiError("bad_response", f"GET {path}: the answer is not JSON") from err
+            if not isinstance(parsed, dict):
+                raise KubeApiError("bad_response", f"GET {path}: the answer is not a JSON object")
+            return parsed
+
+    # -- cAdvisor --------------------------------------------------------------------------------
+
+    def fetch_cadvisor(self, node: str, timeout_s: float) -> bytes:
+        """The node's cAdvisor payload (decompressed), through the API server's node proxy."""
+        path = f"/api/v1/nodes/{quote(node, safe='')}/proxy/metrics/cadvisor"
+        renewed = False
+        while True:
+            response = self._request(path, "text/plain", min(self._timeout_s, timeout_s), gzip=True)
+            with _released(response):
+                if response.status == 401 and not renewed:
+                    renewed = True
+                    self._invalidate_token()
+                    continue
+                if response.status != 200:
+                    raise _status_error(response.status, path, self._read_capped(response, 64 * 1024))
+                encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+                body = self._read_capped(response, self._max_body)
+            return _decode_body(body, encoding, self._max_body)
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _request(self, path: str, accept: str, timeout_s: float, gzip: bool = False) -> Any:
+        headers = {
+            "Authorization": f"Bearer {self._token()}",
+            "Accept": accept,
+            "Accept-Encoding": "gzip" if gzip else "identity",
+            "User-Agent": "fargate-insights",
+        }
+        try:
+            return self._pool.urlopen(
+                "GET",
+                self._base_path + path,
+                headers=headers,
+                preload_content=False,
+                decode_content=False,
+                timeout=urllib3.Timeout(connect=min(5.0, timeout_s), read=timeout_s),
+            )
+        except (ReadTimeoutError, Urllib3Timeout) as err:
+            raise KubeApiError("timeout", f"GET {path}: timed out after {timeout_s:.1f}s") from err
+        except SSLError as err:
+            raise KubeApiError("tls", f"GET {path}: TLS verification failed ({err})") from err
+        except Urllib3Error as err:
+            raise KubeApiError("connection", f"GET {path}: {type(err).__name__}: {err}") from err
+
+    def _read_capped(self, response: Any, cap: int) -> bytes:
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > cap:
+            raise KubeApiError("too_large", f"answer of {length} bytes exceeds the {cap}-byte cap")
+        try:
+            body: bytes = response.read(cap + 1)
+        except (ReadTimeoutError, Urllib3Timeout) as err:
+            raise KubeApiError("timeout", "timed out reading the answer") from err
+        except (ProtocolError, Urllib3Error, OSError) as err:
+            raise KubeApiError("connection", f"connection broken while reading: {err}") from err
+        if len(body) > cap:
+            raise KubeApiError("too_large", f"answer exceeds the {cap}-byte cap")
+        return body
+
+
+@contextmanager
+def _released(response: Any) -> Iterator[None]:
+    """Return the connection to the pool only when its answer was read to the end; else close it.
+
+    A connection with unread bytes would hand them to the next request on it.
+    """
+    try:
+        yield
+    finally:
+        if not response.isclosed():
+            response.close()  # closes the connection too; the pool opens a fresh one when needed
+        response.release_conn()
+
+
+def _decode_body(body: bytes, encoding: str, cap: int) -> bytes:
+    """Identity or gzip (possibly several members); a truncated or oversized stream is an error."""
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise KubeApiError("bad_response", f"unsupported Content-Encoding {encoding!r}")
+    parts: list[bytes] = []
+    total = 0
+    data = body
+    try:
+        while data:
+            inflater = zlib.decompressobj(wbits=31)
+            chunk = inflater.decompress(data, cap - total + 1)
+            total += len(chunk)
+            parts.append(chunk)
+            if total > cap or inflater.unconsumed_tail:
+                raise KubeApiError("too_large", f"decompressed answer exceeds the {cap}-byte cap")
+            if not inflater.eof:
+                raise KubeApiError("truncated", "gzip stream ends before its end marker")
+            data = inflater.unused_data
+    except zlib.error as err:
+        raise KubeApiError("bad_response", f"invalid gzip data: {err}") from err
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _status_error(status: int, path: str, body: bytes) -> KubeApiError:
+    message = ""
+    try:
+        parsed = json.loads(body)
+        if isinstance(parsed, dict):
+            message = str(parsed.get("message") or "")
+    except ValueError:
+        pass
+    return KubeApiError(f"http_{status}", f"GET {path}: HTTP {status} {message}".rstrip(), status)
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or "1"), 0.0), 30.0)
+    except ValueError:
+        return 1.0
+
+
+def _fargate_node(item: Any) -> FargateNode | None:
+    if not isinstance(item, dict):
+        return None
+    metadata = item.get("metadata") or {}
+    name = metadata.get("name")
+    labels = metadata.get("labels") or {}
+    if not isinstance(name, str) or not name or not isinstance(labels, dict):
+        return None
+    if labels.get(FARGATE_LABEL) != FARGATE_LABEL_VALUE:
+        return None  # the server filtered already; never trust a selector we cannot see applied
+    hostname = labels.get(HOSTNAME_LABEL)
+    if not isinstance(hostname, str) or not hostname:
+        hostname = name.removeprefix("fargate-")
+    return FargateNode(name=name, hostname=hostname)
