@@ -1,0 +1,244 @@
+"""One collection cycle: list the Fargate nodes, scrape them concurrently, emit one document per pod.
+
+The scrapes run on a bounded thread pool (the API server does not throttle node-proxy calls, so the
+collector must); each worker fetches, decompresses and extracts one node. Computation and emission stay
+on the calling thread, which owns the counter state. A node that fails costs only its own pods.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cadvisor import Extraction, extract
+from .emf import PodContext, PodDocumentBuilder, dumps
+from .kube_api import FargateNode, KubeApiError, KubeClient
+from .pod_metrics import CounterState, PodMetrics, compute, prune
+
+logger = logging.getLogger(__name__)
+
+
+class CollectionError(Exception):
+    """Nothing could be collected; the message says what to fix."""
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What a cycle did, for the summary log line and the health metrics."""
+
+    nodes_discovered: int = 0
+    nodes_scraped: int = 0
+    nodes_skipped: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    pods_emitted: int = 0
+    pods_without_metrics: int = 0
+    malformed_lines: int = 0
+    duration_ms: float = 0.0
+    max_in_flight: int = 0
+
+    @property
+    def scrape_failures(self) -> int:
+        return sum(self.failures.values())
+
+    def as_log_fields(self) -> dict[str, Any]:
+        return {
+            "nodes_discovered": self.nodes_discovered,
+            "nodes_scraped": self.nodes_scraped,
+            "nodes_failed": self.scrape_failures,
+            "nodes_skipped": self.nodes_skipped,
+            "failures_by_reason": dict(sorted(self.failures.items())),
+            "pods_emitted": self.pods_emitted,
+            "pods_without_metrics": self.pods_without_metrics,
+            "malformed_lines": self.malformed_lines,
+            "duration_ms": round(self.duration_ms, 1),
+            "max_in_flight": self.max_in_flight,
+        }
+
+
+@dataclass(slots=True)
+class CollectorState:
+    """What survives between cycles: counter samples and when the last cycle ran (ms)."""
+
+    counters: CounterState = field(default_factory=dict)
+    last_run_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Scrape:
+    node: FargateNode
+    extraction: Extraction | None
+    error: KubeApiError | None
+    scraped_at_ms: int
+
+
+# Emitted documents go to a sink (stdout in Lambda); the second argument is the pod's metrics.
+Sink = Callable[[str, PodMetrics], None]
+
+
+class Collector:
+    def __init__(
+        self,
+        cluster_name: str,
+        kube: KubeClient,
+        state: CollectorState,
+        sink: Sink,
+        max_in_flight: int = 64,
+        request_timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cluster = cluster_name
+        self._kube = kube
+        self._state = state
+        self._sink = sink
+        self._max_in_flight = max_in_flight
+        self._timeout_s = request_timeout_s
+        self._clock = clock
+        self._builder = PodDocumentBuilder(cluster_name)
+
+    def run(self, deadline: float) -> RunReport:
+        """Collect every Fargate pod once; `deadline` is a time.monotonic() value the run must end by.
+
+        Raises CollectionError only when nothing at all could be collected (listing failed, or every
+        scrape was refused), so that the function's error alarm means "the collector is broken".
+        """
+        started = time.monotonic()
+        started_ms = int(self._clock() * 1000)
+        report = RunReport()
+        try:
+            nodes = self._kube.list_fargate_nodes(deadline)
+        except KubeApiError as err:
+            raise CollectionError(_listing_advice(err)) from err
+        report.nodes_discovered = len(nodes)
+        if nodes:
+            self._scrape_all(nodes, deadline, report)
+        prune(self._state.counters, int(self._clock() * 1000))
+        if report.nodes_scraped or not nodes:
+            # Pods whose cgroups were created after this moment have counters that started from zero.
+            self._state.last_run_ms = started_ms
+        report.duration_ms = (time.monotonic() - started) * 1000
+        refused = bool(report.failures) and set(report.failures) <= _ACCESS_FAILURES
+        if nodes and not report.nodes_scraped and refused:
+            raise CollectionError(_scrape_advice(report))
+        return report
+
+    def _scrape_all(self, nodes: list[FargateNode], deadline: float, report: RunReport) -> None:
+        in_flight = _Gauge()
+        executor = ThreadPoolExecutor(max_workers=self._max_in_flight, thread_name_prefix="scrape")
+        try:
+            pending: set[Future[_Scrape]] = {
+                executor.submit(self._scrape, node, deadline, in_flight) for node in nodes
+            }
+            while pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                done, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._consume(future.result(), report)
+            report.nodes_skipped += len(pending)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+        report.max_in_flight = in_flight.peak
+
+    def _scrape(self, node: FargateNode, deadline: float, in_flight: _Gauge) -> _Scrape:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.05:
+            return _Scrape(node, None, KubeApiError("deadline", "not started before the deadline"), 0)
+        with in_flight:
+            try:
+                payload = self._kube.fetch_cadvisor(node.name, min(self._timeout_s, remaining))
+            except KubeApiError as err:
+                return _Scrape(node, None, err, 0)
+            except Exception as err:
+                return _Scrape(node, None, KubeApiError("unexpected", f"{type(err).__name__}: {err}"), 0)
+        scraped_at_ms = int(self._clock() * 1000)
+        return _Scrape(node, extract(payload), None, scraped_at_ms)
+
+    def _consume(self, scrape: _Scrape, report: RunReport) -> None:
+        if scrape.error is not None:
+            if scrape.error.reason == "deadline":
+                report.nodes_skipped += 1
+                return
+            report.failures[scrape.error.reason] += 1
+            logger.warning(
+                "node scrape failed",
+                extra={"node": scrape.node.name, "reason": scrape.error.reason, "error": str(scrape.error)},
+            )
+            return
+        extraction = scrape.extraction
+        assert extraction is not None
+        report.nodes_scraped += 1
+        report.malformed_lines += extraction.malformed_lines
+        if extraction.malformed_lines:
+            logger.warning(
+                "malformed lines ignored",
+                extra={"node": scrape.node.name, "malformed_lines": extraction.malformed_lines},
+            )
+        where = PodContext(cluster_name=self._cluster, node_name=scrape.node.name, host=scrape.node.hostname)
+        for pod in extraction.pods.values():
+            metrics = compute(pod, self._state.counters, scrape.scraped_at_ms, self._state.last_run_ms)
+            document = self._builder.build(metrics, where)
+            if document is None:
+                report.pods_without_metrics += 1
+                continue
+            self._sink(dumps(document), metrics)
+            report.pods_emitted += 1
+
+
+_ACCESS_FAILURES = frozenset({"http_401", "http_403", "tls"})
+
+
+class _Gauge:
+    """Counts requests in flight and remembers the peak (the benchmark checks it against the cap)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._now = 0
+        self.peak = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._now += 1
+            self.peak = max(self.peak, self._now)
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._now -= 1
+
+
+def _listing_advice(err: KubeApiError) -> str:
+    advice = {
+        "http_401": (
+            "the API server did not accept the function's IAM identity: map the role to a Kubernetes "
+            "group with an EKS access entry (the CDK app creates one) or an aws-auth mapRoles entry"
+        ),
+        "http_403": (
+            "the role's Kubernetes group may not list nodes: apply infra/rbac.yaml "
+            "(`kubectl apply -f infra/rbac.yaml`) and check the access entry's group matches it"
+        ),
+        "timeout": (
+            "the API server did not answer in time: for a private endpoint, run the function in the "
+            "cluster's VPC and allow 443 from its security group on the cluster security group"
+        ),
+        "connection": (
+            "the API server could not be reached: check the endpoint, and for a private endpoint the "
+            "function's VPC, subnets and security groups"
+        ),
+        "tls": "TLS verification failed: CLUSTER_CA_DATA must be the cluster's certificateAuthority.data",
+    }.get(err.reason, "listing Fargate nodes failed")
+    return f"Could not list Fargate nodes: {advice}. ({err})"
+
+
+def _scrape_advice(report: RunReport) -> str:
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(report.failures.items()))
+    return (
+        f"Every node scrape was refused ({reasons}): the role's Kubernetes group needs `get` on "
+        "`nodes/proxy`; apply infra/rbac.yaml (`kubectl apply -f infra/rbac.yaml`)."
+    )
