@@ -1,0 +1,27 @@
+"""Command line: `demo` (simulated cluster, no AWS account) and `collect` (preflight on a real cluster)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fargate_insights", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    from . import demo, preflight
+
+    demo.add_arguments(
+        commands.add_parser("demo", help="run the collector on a simulated EKS Fargate cluster on localhost")
+    )
+    preflight.add_arguments(
+        commands.add_parser("collect", help="check a real cluster's prerequisites, then collect once")
+    )
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo.run(args)
+    return preflight.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""`python -m fargate_insights demo`: the real handler, cycle after cycle, against a simulated cluster.
+
+Nothing here replaces the collector's code: the demo starts the simulator (an HTTPS API server with
+Fargate nodes and kubelet payloads on localhost), points the handler at it through the same
+environment variables the CDK app sets, invokes it like Lambda does, and reads back what it wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+import time
+import uuid
+from typing import Any, TextIO
+
+from .report_table import pod_documents, render
+
+# Fake credentials: the simulator checks the token's SigV4 signature with exactly these.
+DEMO_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+DEMO_SECRET_KEY = "wJalrXUtnEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 (AWS's documented example key)
+DEMO_CLUSTER = "demo"
+DEMO_REGION = "us-east-1"
+
+
+class LambdaContextStub:
+    """The attributes of Lambda's context object that the handler and Powertools read."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._deadline = time.monotonic() + timeout_s
+        self.function_name = "fargate-insights-demo"
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 512
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:{DEMO_REGION}:123456789012:function:fargate-insights-demo"
+        )
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = "/aws/lambda/fargate-insights-demo"
+        self.log_stream_name = "demo"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pods", type=int, default=36, help="Fargate pods in the simulated cluster")
+    parser.add_argument("--cycles", type=int, default=3, help="how many collection cycles to run")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between cycles")
+    parser.add_argument("--format", choices=("table", "emf"), default="table", help="what to print")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of nodes that fail each cycle")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the simulated cluster")
+    parser.add_argument("--timeout", type=float, default=50.0, help="the simulated Lambda timeout (s)")
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    if args.pods < 1 or args.cycles < 1:
+        err.write("--pods and --cycles must be at least 1\n")
+        return 2
+    from fargate_sim import Faults, SimulatedCluster
+
+    faults = Faults(rate=args.fault_rate, seed=args.seed) if args.fault_rate > 0 else None
+    sim = SimulatedCluster(
+        cluster_name=DEMO_CLUSTER,
+        pods=args.pods,
+        seed=args.seed,
+        credentials=(DEMO_ACCESS_KEY, DEMO_SECRET_KEY),
+        faults=faults,
+    )
+    with sim, _demo_environment(sim.endpoint, sim.ca_data):
+        from . import handler
+
+        handler.logger.registered_handler.setStream(err)  # type: ignore[attr-defined]
+        if args.format == "table":
+            out.write(
+                f"Simulated EKS cluster {DEMO_CLUSTER!r} at {sim.endpoint}: {args.pods} Fargate pods, "
+                f"{args.cycles} cycles {args.interval:g} s apart\n"
+            )
+        for cycle in range(1, args.cycles + 1):
+            if cycle > 1:
+                time.sleep(args.interval)
+            captured = io.StringIO()
+            summary: dict[str, Any] | None = None
+            failure = ""
+            with contextlib.redirect_stdout(captured):
+                try:
+                    summary = handler.lambda_handler({}, LambdaContextStub(args.timeout))  # type: ignore[arg-type]
+                except Exception as error:
+                    failure = f"{type(error).__name__}: {error}"
+            lines = captured.getvalue().splitlines()
+            if args.format == "emf":
+                for line in lines:
+                    if '"_aws"' in line:
+                        out.write(line + "\n")
+                continue
+            documents = pod_documents(lines)
+            out.write(f"\n== cycle {cycle}/{args.cycles}: {len(documents)} pod documents ==\n")
+            out.write(render(documents) + "\n")
+            out.write(f"summary: {summary}\n" if summary is not None else f"run failed: {failure}\n")
+            if cycle == 1 and args.cycles > 1:
+                out.write("(CPU and network are rates: they appear from the second cycle on)\n")
+        out.flush()
+    return 0
+
+
+@contextlib.contextmanager
+def _demo_environment(endpoint: str, ca_data: str) -> Any:
+    """Point the handler at the simulator, with the demo's fake credentials only for this process."""
+    values = {
+        "CLUSTER_NAME": DEMO_CLUSTER,
+        "CLUSTER_ENDPOINT": endpoint,
+        "CLUSTER_CA_DATA": ca_data,
+        "AWS_ACCESS_KEY_ID": DEMO_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": DEMO_SECRET_KEY,
+        "AWS_REGION": DEMO_REGION,
+        "AWS_DEFAULT_REGION": DEMO_REGION,
+        "POWERTOOLS_SERVICE_NAME": "fargate-insights",
+    }
+    cleared = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN")
+    saved = {key: os.environ.get(key) for key in (*values, *cleared)}
+    os.environ.update(values)
+    for key in cleared:
+        os.environ.pop(key, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
