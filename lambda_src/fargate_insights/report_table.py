@@ -42,12 +42,15 @@ def render(documents: list[dict[str, Any]]) -> str:
         for doc in sorted(documents, key=lambda d: (str(d.get("Namespace")), str(d.get("PodName"))))
     ]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(_COLUMNS)]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(_COLUMNS, widths)))]
-    for row in rows:
-        lines.append(
-            "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
-        )
-    return "\n".join(lines)
+    return "\n".join(_line(row, widths) for row in [_COLUMNS, *rows])
+
+
+def _line(cells: tuple[str, ...], widths: list[int]) -> str:
+    """Names left-aligned, numbers right-aligned."""
+    return "  ".join(
+        cell.ljust(width) if i < 2 else cell.rjust(width)
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+    )
 
 
 def _number(value: Any, fmt: str) -> str:
