@@ -22,6 +22,7 @@ from .eks_auth import ClusterAccess, TokenProvider, describe_cluster
 from .kube_api import KubeClient
 from .pod_metrics import PodMetrics
 from .settings import ConfigurationError, Settings
+from .state_store import S3StateStore, StateStore
 
 logger = Logger(service="fargate-insights")
 # service="" so that the health metrics carry exactly the ClusterName dimension the alarms use.
@@ -40,6 +41,7 @@ class _Environment:
     settings: Settings
     kube: KubeClient
     state: CollectorState
+    store: StateStore | None
 
 
 _environment: _Environment | None = None
@@ -66,7 +68,13 @@ def _environment_for(settings: Settings) -> _Environment:
         max_in_flight=settings.max_in_flight,
         request_timeout_s=settings.request_timeout_s,
     )
-    _environment = _Environment(settings=settings, kube=kube, state=CollectorState())
+    store: StateStore | None = None
+    state = CollectorState()
+    if settings.state_bucket and settings.state_key:
+        store = S3StateStore(session.client("s3"), settings.state_bucket, settings.state_key)
+        state = store.load() or state
+        logger.info("counter history loaded", extra={"series": len(state.counters)})
+    _environment = _Environment(settings=settings, kube=kube, state=state, store=store)
     logger.info(
         "collector initialised",
         extra={
@@ -128,6 +136,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         sys.stdout.flush()
         raise
     sys.stdout.flush()
+    if environment.store is not None:
+        environment.store.save(environment.state)
     _publish_health(report)
     summary = report.as_log_fields()
     if report.scrape_failures or report.nodes_skipped:

@@ -1,0 +1,136 @@
+"""Counter history that outlives an execution environment: one small JSON object in S3.
+
+Without it, every cold start would lose one cycle of CPU and network rates (as ADOT loses one after
+each restart). Writes are conditional on the object's ETag: if another run wrote in between, the two
+histories are merged (newest sample per series wins) instead of one overwriting the other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Final, Protocol
+
+from .collector import CollectorState
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION: Final = 1
+
+
+class StateStore(Protocol):
+    def load(self) -> CollectorState | None: ...
+
+    def save(self, state: CollectorState) -> None: ...
+
+
+class S3StateStore:
+    """State in `s3://bucket/key`; failures are logged and never fail a run (memory still works)."""
+
+    def __init__(self, s3: Any, bucket: str, key: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+        self._key = key
+        self._etag: str | None = None
+
+    def load(self) -> CollectorState | None:
+        remote = self._get()
+        return remote[0] if remote is not None else None
+
+    def save(self, state: CollectorState) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for _attempt in range(3):
+            body = encode(state)
+            condition = {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
+            try:
+                answer = self._s3.put_object(
+                    Bucket=self._bucket, Key=self._key, Body=body, ContentType="application/json", **condition
+                )
+            except ClientError as err:
+                code = err.response.get("Error", {}).get("Code", "")
+                status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey") or status in (
+                    409,
+                    412,
+                ):
+                    remote = self._get()  # someone else wrote: merge and try again
+                    self._etag = remote[1] if remote is not None else None
+                    if remote is not None:
+                        merge_into(state, remote[0])
+                    continue
+                logger.warning("state not saved", extra={"bucket": self._bucket, "error": code or str(err)})
+                return
+            except BotoCoreError as err:
+                logger.warning("state not saved", extra={"bucket": self._bucket, "error": str(err)})
+                return
+            self._etag = answer.get("ETag")
+            return
+        logger.warning("state not saved: concurrent writers kept changing it", extra={"bucket": self._bucket})
+
+    def _get(self) -> tuple[CollectorState, str | None] | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._s3.get_object(Bucket=self._bucket, Key=self._key)
+            body = answer["Body"].read()
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code not in ("NoSuchKey", "404"):
+                logger.warning("state not loaded", extra={"bucket": self._bucket, "error": code or str(err)})
+            self._etag = None
+            return None
+        except BotoCoreError as err:
+            logger.warning("state not loaded", extra={"bucket": self._bucket, "error": str(err)})
+            return None
+        etag = answer.get("ETag")
+        self._etag = etag
+        state = decode(body)
+        if state is None:
+            logger.warning("state object unreadable; starting afresh", extra={"bucket": self._bucket})
+            return None
+        return state, etag
+
+
+def encode(state: CollectorState) -> bytes:
+    payload = {
+        "version": FORMAT_VERSION,
+        "last_run_ms": state.last_run_ms,
+        "counters": {key: [value, ts] for key, (value, ts) in state.counters.items()},
+    }
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode(body: bytes) -> CollectorState | None:
+    """Parse a stored state; anything unexpected gives None (never a half-trusted history)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or payload.get("version") != FORMAT_VERSION:
+        return None
+    counters = payload.get("counters")
+    last_run = payload.get("last_run_ms")
+    if not isinstance(counters, dict) or not (last_run is None or isinstance(last_run, int)):
+        return None
+    state = CollectorState(last_run_ms=last_run)
+    for key, entry in counters.items():
+        if (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and isinstance(entry[0], int | float)
+            and isinstance(entry[1], int)
+            and not isinstance(entry[0], bool)
+        ):
+            state.counters[key] = (float(entry[0]), entry[1])
+    return state
+
+
+def merge_into(state: CollectorState, other: CollectorState) -> None:
+    """Keep, for every series, the newer of the two samples."""
+    for key, sample in other.counters.items():
+        mine = state.counters.get(key)
+        if mine is None or sample[1] > mine[1]:
+            state.counters[key] = sample
+    if other.last_run_ms is not None and (state.last_run_ms is None or other.last_run_ms > state.last_run_ms):
+        state.last_run_ms = other.last_run_ms
