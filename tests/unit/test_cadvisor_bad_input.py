@@ -539,3 +539,17 @@ def test_property_mutated_valid_payload(payload: bytes) -> None:
 @given(st.lists(st.sampled_from(VALID.split(b"\n")), max_size=30), st.binary(max_size=40))
 def test_property_recombined_lines_with_garbage_tail(lines: list[bytes], tail: bytes) -> None:
     _check_values_are_literal(b"\n".join(lines) + b"\n" + tail)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        'zz="a} 9 9",',  # a closing brace and numbers inside a label value
+        'zz="ends with backslash \\\\",',  # value a\ : the quote after the escaped backslash closes it
+        'zz="quote \\" } 8",',
+        'zz="",',
+    ],
+)
+def test_tricky_but_valid_label_values_keep_the_right_value(labels: str) -> None:
+    result = _only(_x("1.5 1700000000000", labels=labels))
+    assert result.pods[UID_X].cpu_usage_seconds == Sample(1.5, 1700000000000)
