@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .clock import ManualClock, RealClock
+from .faults import FAULT_KINDS, Faults
 from .model import SimPod
+from .server import SimStats, SimulatedCluster
 
-__all__ = ["ManualClock", "RealClock", "SimPod"]
+__all__ = ["FAULT_KINDS", "Faults", "ManualClock", "RealClock", "SimPod", "SimStats", "SimulatedCluster"]

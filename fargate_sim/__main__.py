@@ -1,0 +1,81 @@
+"""``python -m fargate_sim``: run the simulated cluster standalone (for benchmarks and demos)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .faults import Faults
+from .server import SimulatedCluster
+
+
+def _write_atomically(path: str, data: dict[str, object]) -> None:
+    """Readers never see a half-written info file: write a temp file, then rename."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start, announce the endpoint, serve until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m fargate_sim", description=__doc__)
+    parser.add_argument("--pods", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cluster-name", default="demo")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--ec2-nodes", type=int, default=2)
+    parser.add_argument("--max-page-size", type=int, default=None)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--access-key", default=None, help="verify token signatures with this key pair")
+    parser.add_argument("--secret-key", default=None)
+    parser.add_argument("--no-prewarm", action="store_true", help="skip rendering every node before ready")
+    parser.add_argument("--info-file", default=None, help="write {endpoint, ca_data, cluster_name, pid} here")
+    args = parser.parse_args(argv)
+    credentials = (args.access_key, args.secret_key) if args.access_key and args.secret_key else None
+    sim = SimulatedCluster(
+        cluster_name=args.cluster_name,
+        pods=args.pods,
+        seed=args.seed,
+        latency_s=args.latency_ms / 1000.0,
+        max_page_size=args.max_page_size,
+        credentials=credentials,
+        faults=Faults(rate=args.fault_rate, seed=args.seed),
+        ec2_nodes=args.ec2_nodes,
+        port=args.port,
+    )
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if not args.no_prewarm:
+        sim.prewarm()
+    sim.start()
+    try:
+        if args.info_file:
+            _write_atomically(
+                args.info_file,
+                {"endpoint": sim.endpoint, "ca_data": sim.ca_data, "cluster_name": sim.cluster_name, "pid": os.getpid()},
+            )
+        print(sim.endpoint, flush=True)
+        while not done.wait(0.5):
+            pass
+    finally:
+        sim.stop()
+        stats = sim.stats.snapshot()
+        print(json.dumps({"stats": stats}), file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
