@@ -35,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--access-key", default=None, help="verify token signatures with this key pair")
     parser.add_argument("--secret-key", default=None)
-    parser.add_argument("--no-prewarm", action="store_true", help="skip rendering every node before ready")
     parser.add_argument("--info-file", default=None, help="write {endpoint, ca_data, cluster_name, pid} here")
     args = parser.parse_args(argv)
     credentials = (args.access_key, args.secret_key) if args.access_key and args.secret_key else None
@@ -58,8 +57,6 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if not args.no_prewarm:
-        sim.prewarm()
     sim.start()
     try:
         if args.info_file:

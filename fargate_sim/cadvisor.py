@@ -186,7 +186,6 @@ class NodeMetrics:
         self._static = self.static_values()
         self._lock = threading.Lock()
         self._cache_key: tuple[int, ...] | None = None
-        self._cache_raw = b""
         self._cache_gz: bytes | None = None
 
     # ---- cgroup model -------------------------------------------------------------------------
@@ -730,25 +729,23 @@ class NodeMetrics:
         return values
 
     def render(self, now: float) -> bytes:
-        """The payload text at ``now`` (cached while no cgroup has a new housekeeping timestamp)."""
+        """The payload text at ``now``."""
+        return self.render_gzip(now)[0]
+
+    def render_gzip(self, now: float, level: int = 1) -> tuple[bytes, bytes]:
+        """The payload and its gzip encoding.
+
+        Only the compressed form is cached (per housekeeping timestamp), so thousands of nodes cost
+        about 10 KB each; an identity request inflates it again, which is cheaper than re-rendering.
+        """
         stamps = self.timestamps(now)
         key = tuple(stamps)
         with self._lock:
-            if key == self._cache_key:
-                return self._cache_raw
-        body = (self._template % self.values(stamps)).encode()
-        with self._lock:
-            self._cache_key, self._cache_raw, self._cache_gz = key, body, None
-        return body
-
-    def render_gzip(self, now: float, level: int = 1) -> tuple[bytes, bytes]:
-        """The payload and its gzip encoding (compressed once per housekeeping timestamp)."""
-        raw = self.render(now)
-        with self._lock:
-            if self._cache_raw is raw and self._cache_gz is not None:
-                return raw, self._cache_gz
+            if key == self._cache_key and self._cache_gz is not None:
+                compressed = self._cache_gz
+                return gzip.decompress(compressed), compressed
+        raw = (self._template % self.values(stamps)).encode()
         compressed = gzip.compress(raw, compresslevel=level, mtime=0)
         with self._lock:
-            if self._cache_raw is raw:
-                self._cache_gz = compressed
+            self._cache_key, self._cache_gz = key, compressed
         return raw, compressed

@@ -841,12 +841,6 @@ class SimulatedCluster:
             },
         }
 
-    def prewarm(self) -> None:
-        """Render every node once so the first scrape of each costs no more than later ones."""
-        now = self.clock.now()
-        for node in list(self._nodes.values()):
-            node.metrics.render_gzip(now)
-
     # ---- internals used by the handler ------------------------------------------------------
     def _latency(self) -> float:
         if isinstance(self.latency_s, tuple):
