@@ -62,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.info_file:
             _write_atomically(
                 args.info_file,
-                {"endpoint": sim.endpoint, "ca_data": sim.ca_data, "cluster_name": sim.cluster_name, "pid": os.getpid()},
+                {
+                    "endpoint": sim.endpoint,
+                    "ca_data": sim.ca_data,
+                    "cluster_name": sim.cluster_name,
+                    "pid": os.getpid(),
+                },
             )
         print(sim.endpoint, flush=True)
         while not done.wait(0.5):

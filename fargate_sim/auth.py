@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from time import strptime
 from urllib.parse import parse_qsl, quote, urlsplit
 
-TOKEN_PREFIX = "k8s-aws-v1."
+TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a format prefix, not a secret
 MAX_TOKEN_BYTES = 4096
 TOKEN_LIFETIME_S = 15 * 60
 _HOST = re.compile(r"^sts(\.[a-z0-9-]+)?\.amazonaws\.com(\.cn)?$")

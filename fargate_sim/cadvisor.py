@@ -16,6 +16,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from .gofmt import go_float
 from .model import SimPod
@@ -31,8 +32,14 @@ HELP: dict[str, tuple[str, str]] = {
     "container_blkio_device_usage_total": ("counter", "Blkio Device bytes usage"),
     "container_cpu_cfs_periods_total": ("counter", "Number of elapsed enforcement period intervals."),
     "container_cpu_cfs_throttled_periods_total": ("counter", "Number of throttled period intervals."),
-    "container_cpu_cfs_throttled_seconds_total": ("counter", "Total time duration the container has been throttled."),
-    "container_cpu_load_average_10s": ("gauge", "Value of container cpu load average over the last 10 seconds."),
+    "container_cpu_cfs_throttled_seconds_total": (
+        "counter",
+        "Total time duration the container has been throttled.",
+    ),
+    "container_cpu_load_average_10s": (
+        "gauge",
+        "Value of container cpu load average over the last 10 seconds.",
+    ),
     "container_cpu_system_seconds_total": ("counter", "Cumulative system cpu time consumed in seconds."),
     "container_cpu_usage_seconds_total": ("counter", "Cumulative cpu time consumed in seconds."),
     "container_cpu_user_seconds_total": ("counter", "Cumulative user cpu time consumed in seconds."),
@@ -52,7 +59,10 @@ HELP: dict[str, tuple[str, str]] = {
     "container_fs_reads_total": ("counter", "Cumulative count of reads completed"),
     "container_fs_sector_reads_total": ("counter", "Cumulative count of sector reads completed"),
     "container_fs_sector_writes_total": ("counter", "Cumulative count of sector writes completed"),
-    "container_fs_usage_bytes": ("gauge", "Number of bytes that are consumed by the container on this filesystem."),
+    "container_fs_usage_bytes": (
+        "gauge",
+        "Number of bytes that are consumed by the container on this filesystem.",
+    ),
     "container_fs_write_seconds_total": ("counter", "Cumulative count of seconds spent writing"),
     "container_fs_writes_bytes_total": ("counter", "Cumulative count of bytes written"),
     "container_fs_writes_merged_total": ("counter", "Cumulative count of writes merged"),
@@ -71,8 +81,14 @@ HELP: dict[str, tuple[str, str]] = {
     ),
     "container_memory_working_set_bytes": ("gauge", "Current working set in bytes."),
     "container_network_receive_bytes_total": ("counter", "Cumulative count of bytes received"),
-    "container_network_receive_errors_total": ("counter", "Cumulative count of errors encountered while receiving"),
-    "container_network_receive_packets_dropped_total": ("counter", "Cumulative count of packets dropped while receiving"),
+    "container_network_receive_errors_total": (
+        "counter",
+        "Cumulative count of errors encountered while receiving",
+    ),
+    "container_network_receive_packets_dropped_total": (
+        "counter",
+        "Cumulative count of packets dropped while receiving",
+    ),
     "container_network_receive_packets_total": ("counter", "Cumulative count of packets received"),
     "container_network_transmit_bytes_total": ("counter", "Cumulative count of bytes transmitted"),
     "container_network_transmit_errors_total": (
@@ -86,7 +102,10 @@ HELP: dict[str, tuple[str, str]] = {
     "container_network_transmit_packets_total": ("counter", "Cumulative count of packets transmitted"),
     "container_oom_events_total": ("counter", "Count of out of memory events observed for the container"),
     "container_processes": ("gauge", "Number of processes running inside the container."),
-    "container_scrape_error": ("gauge", "1 if there was an error while getting container metrics, 0 otherwise"),
+    "container_scrape_error": (
+        "gauge",
+        "1 if there was an error while getting container metrics, 0 otherwise",
+    ),
     "container_sockets": ("gauge", "Number of open sockets for the container."),
     "container_spec_cpu_period": ("gauge", "CPU period of the container."),
     "container_spec_cpu_quota": ("gauge", "CPU quota of the container."),
@@ -110,7 +129,10 @@ HELP: dict[str, tuple[str, str]] = {
     "machine_cpu_sockets": ("gauge", "Number of CPU sockets."),
     "machine_memory_bytes": ("gauge", "Amount of memory installed on the machine."),
     "machine_nvm_avg_power_budget_watts": ("gauge", "NVM power budget."),
-    "machine_nvm_capacity": ("gauge", "NVM capacity value labeled by NVM mode (memory mode or app direct mode)."),
+    "machine_nvm_capacity": (
+        "gauge",
+        "NVM capacity value labeled by NVM mode (memory mode or app direct mode).",
+    ),
     "machine_scrape_error": ("gauge", "1 if there was an error while getting machine metrics, 0 otherwise."),
 }
 
@@ -145,6 +167,14 @@ class CGroup:
 Row = tuple[dict[str, str], str, bool]
 _TEMPLATES: dict[tuple[object, ...], str] = {}
 _TEMPLATES_LOCK = threading.Lock()
+
+
+def _rx(pod: SimPod, iface: str, t: float) -> float:
+    return pod.rx_bytes_at(t, iface)
+
+
+def _tx(pod: SimPod, iface: str, t: float) -> float:
+    return pod.tx_bytes_at(t, iface)
 
 
 def _id_sort(cg: CGroup) -> str:
@@ -342,13 +372,7 @@ class NodeMetrics:
                 rss=40960,
                 cpu_shares=2,
                 threads=1,
-                net={
-                    iface: (
-                        (lambda t, i=iface: pod.rx_bytes_at(t, i)),
-                        (lambda t, i=iface: pod.tx_bytes_at(t, i)),
-                    )
-                    for iface in pod.interfaces
-                },
+                net={iface: (partial(_rx, pod, iface), partial(_tx, pod, iface)) for iface in pod.interfaces},
             )
         )
         remaining_ws = max(0, pod.memory_working_set_bytes - pause_ws)
@@ -443,10 +467,16 @@ class NodeMetrics:
         if family.startswith("container_network_"):
             rows: list[Row] = []
             for iface in sorted(cg.net):
-                if family in ("container_network_receive_bytes_total", "container_network_transmit_bytes_total"):
+                if family in (
+                    "container_network_receive_bytes_total",
+                    "container_network_transmit_bytes_total",
+                ):
                     d = "rx" if "receive" in family else "tx"
                     rows.append(({"interface": iface}, f"%({k}_{d}_{iface})s", ts))
-                elif family in ("container_network_receive_packets_total", "container_network_transmit_packets_total"):
+                elif family in (
+                    "container_network_receive_packets_total",
+                    "container_network_transmit_packets_total",
+                ):
                     d = "rxp" if "receive" in family else "txp"
                     rows.append(({"interface": iface}, f"%({k}_{d}_{iface})s", ts))
                 else:
@@ -471,9 +501,7 @@ class NodeMetrics:
         if family == "container_start_time_seconds":
             return [({}, f"%({k}_start)s", False)]
         if family == "container_tasks_state":
-            return [
-                ({"state": s}, f"%({k}_threads)s" if s == "sleeping" else "0", ts) for s in TASK_STATES
-            ]
+            return [({"state": s}, f"%({k}_threads)s" if s == "sleeping" else "0", ts) for s in TASK_STATES]
         if family == "container_threads":
             return [({}, f"%({k}_threads)s", ts)]
         if family == "container_threads_max":
@@ -525,11 +553,11 @@ class NodeMetrics:
         gib = 1024**3
         devices = [
             ("/dev", 64 * 1024 * 1024, 240000, 0),
-            ("/dev/shm", self._memory_bytes // 2, 240000, 0),
+            ("/dev/shm", self._memory_bytes // 2, 240000, 0),  # noqa: S108 - a device label
             ("/dev/vda1", 30 * gib, 1966080, int((6 + rng.random() * 3) * gib) // 4096 * 4096),
             ("/run", self._memory_bytes // 5, 240000, int(1.1e6) // 4096 * 4096),
             ("/run/lock", 5 * 1024 * 1024, 240000, 0),
-            ("/tmp", self._memory_bytes // 2, 240000, 8192),
+            ("/tmp", self._memory_bytes // 2, 240000, 8192),  # noqa: S108 - a device label
         ]
         if self.pod is not None:
             sandbox = f"/run/containerd/io.containerd.grpc.v1.cri/sandboxes/{self.pod.sandbox_id}/shm"
@@ -549,7 +577,11 @@ class NodeMetrics:
                 for scope in ("container", "hierarchy"):
                     rows.append(({"failure_type": ftype, "scope": scope}, f"%({k}_{key})s", True))
             return rows
-        if family in ("container_memory_failcnt", "container_memory_max_usage_bytes", "container_memory_swap"):
+        if family in (
+            "container_memory_failcnt",
+            "container_memory_max_usage_bytes",
+            "container_memory_swap",
+        ):
             return [({}, "0", True)]
         key = {
             "container_memory_cache": "cache",
@@ -671,7 +703,9 @@ class NodeMetrics:
                         sort_key = tuple(order.get(n, v) for n, v in items)
                     else:
                         label_text, sort_key = base_text, base_key
-                    lines.append((sort_key, f"{family}{{{label_text}}} {value}{stamp if timestamped else chr(10)}"))
+                    lines.append(
+                        (sort_key, f"{family}{{{label_text}}} {value}{stamp if timestamped else chr(10)}")
+                    )
             lines.sort(key=lambda item: item[0])
             out.extend(line for _, line in lines)
         template = "".join(out)

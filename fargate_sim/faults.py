@@ -68,10 +68,10 @@ def garbage_body(payload: bytes, seed: str) -> bytes:
     """The real payload with malformed lines and random bytes mixed in (deterministic per seed)."""
     rng = random.Random(seed)
     bad = [
-        b"container_cpu_usage_seconds_total{container=\"\",id=\"/\" 12.5 1700000000000",
+        b'container_cpu_usage_seconds_total{container="",id="/" 12.5 1700000000000',
         b'container_memory_working_set_bytes{container="",pod="x"} not-a-number',
         b'container_memory_rss{container="",id="/broken} 1',
-        b"container_network_receive_bytes_total{interface=\"eth0\"} 1 2 3",
+        b'container_network_receive_bytes_total{interface="eth0"} 1 2 3',
         b'container_spec_cpu_quota{container="",id="/"} 100000 1.5',
         b"# TYPE container_cpu_usage_seconds_total counter",
         b"\xff\xfe\x00garbage\x80\x81",
@@ -97,4 +97,3 @@ NOT_METRICS_HTML = (
     b"<body><h1>Service Unavailable</h1><p>The kubelet is restarting. Please try again later.</p>"
     b"<hr><address>nginx</address></body></html>\n"
 )
-

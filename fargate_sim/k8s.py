@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from .model import SimPod
@@ -61,7 +62,10 @@ def fargate_node(pod: SimPod, region: str, resource_version: int, created: float
         name=pod.node_name,
         uid=_uid_from(pod.uid),
         labels=labels,
-        annotations={"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+        annotations={
+            "node.alpha.kubernetes.io/ttl": "0",
+            "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+        },
         provider_id=f"aws:///{pod.zone}/{_fargate_task(pod.uid)}/{pod.node_name}",
         taints=[{"key": "eks.amazonaws.com/compute-type", "value": "fargate", "effect": "NoSchedule"}],
         ip=pod.ip,
@@ -221,7 +225,9 @@ class SelectorError(ValueError):
 
 
 def _split_terms(selector: str) -> list[str]:
-    terms, depth, current = [], 0, []
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in selector:
         if char == "(":
             depth += 1
@@ -242,34 +248,40 @@ def _check(pattern: str, text: str) -> str:
     return text
 
 
+def _in(key: str, values: set[str], positive: bool, labels: Mapping[str, str]) -> bool:
+    return (labels.get(key) in values) == positive
+
+
+def _equals(key: str, value: str, positive: bool, labels: Mapping[str, str]) -> bool:
+    return (labels.get(key) == value) == positive
+
+
+def _exists(key: str, positive: bool, labels: Mapping[str, str]) -> bool:
+    return (key in labels) == positive
+
+
 def parse_selector(selector: str) -> list[Requirement]:
-    """Parse ``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``, ``k in (a,b)``, ``k notin (a,b)`` joined by commas."""
+    """Parse `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`, joined by commas."""
     requirements: list[Requirement] = []
     for term in _split_terms(selector):
         match = re.fullmatch(r"(\S+)\s+(in|notin)\s*\(([^)]*)\)", term)
         if match:
             key = _check(_KEY, match.group(1))
             values = {_check(_VALUE, v.strip()) for v in match.group(3).split(",")}
-            if match.group(2) == "in":
-                requirements.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                requirements.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
+            requirements.append(partial(_in, key, values, match.group(2) == "in"))
             continue
         match = re.fullmatch(r"([^!=\s]+)\s*(==|=|!=)\s*(\S*)", term)
         if match:
             key = _check(_KEY, match.group(1))
             value = _check(_VALUE, match.group(3))
-            if match.group(2) == "!=":
-                requirements.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                requirements.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            requirements.append(partial(_equals, key, value, match.group(2) != "!="))
             continue
         if term.startswith("!"):
             key = _check(_KEY, term[1:].strip())
-            requirements.append(lambda labels, k=key: k not in labels)
+            requirements.append(partial(_exists, key, False))
             continue
         key = _check(_KEY, term)
-        requirements.append(lambda labels, k=key: k in labels)
+        requirements.append(partial(_exists, key, True))
     return requirements
 
 

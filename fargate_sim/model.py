@@ -141,7 +141,9 @@ def generate_pods(count: int, seed: int, now: float, region: str = "us-west-2") 
     zones = [f"{region}{z}" for z in "abc"]
     limit_cycle = [(True, True), (False, False), (True, False), (False, True)]
     for index in range(count):
-        namespace = NAMESPACES[rng.randrange(len(NAMESPACES))] if index >= len(NAMESPACES) else NAMESPACES[index]
+        namespace = (
+            NAMESPACES[rng.randrange(len(NAMESPACES))] if index >= len(NAMESPACES) else NAMESPACES[index]
+        )
         app = rng.choice(_APPS[namespace])
         while True:
             kind = rng.random()
@@ -163,7 +165,9 @@ def generate_pods(count: int, seed: int, now: float, region: str = "us-west-2") 
         containers = ["app"]
         if rng.random() < 0.35:
             containers.append(rng.choice(_SIDECARS))
-        has_cpu_limit, has_mem_limit = limit_cycle[index % 4] if index < 8 else (rng.random() < 0.5, rng.random() < 0.55)
+        has_cpu_limit, has_mem_limit = (
+            limit_cycle[index % 4] if index < 8 else (rng.random() < 0.5, rng.random() < 0.55)
+        )
         cpu_limit = float(rng.choice((250, 500, 1000, 2000))) if has_cpu_limit else None
         mem_limit = rng.choice((512, 1024, 2048, 4096)) * 1024 * 1024 if has_mem_limit else None
         capacity = cpu_limit if cpu_limit is not None else float(rng.choice((250, 500, 1000)))
@@ -178,9 +182,13 @@ def generate_pods(count: int, seed: int, now: float, region: str = "us-west-2") 
         images: dict[str, str] = {}
         for container in containers:
             template = rng.choice(_IMAGES[container if container in _IMAGES else "app"])
-            images[container] = template.format(app=app, minor=rng.randrange(0, 30), patch=rng.randrange(0, 10))
+            images[container] = template.format(
+                app=app, minor=rng.randrange(0, 30), patch=rng.randrange(0, 10)
+            )
         cpu_request = cpu_limit if cpu_limit is not None else (None if rng.random() < 0.5 else 250.0)
-        mem_request = mem_limit if mem_limit is not None else (None if rng.random() < 0.5 else 256 * 1024 * 1024)
+        mem_request = (
+            mem_limit if mem_limit is not None else (None if rng.random() < 0.5 else 256 * 1024 * 1024)
+        )
         pods.append(
             SimPod(
                 name=name,

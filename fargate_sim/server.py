@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import gzip
 import json
@@ -149,22 +150,18 @@ class _Server(ThreadingHTTPServer):
         sim._track(tls, True)
         sim.stats.add("connections")
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
         except (OSError, ssl.SSLError, ValueError):
             pass
         finally:
             sim._track(tls, False)
-            try:
+            with contextlib.suppress(OSError):
                 tls.close()
-            except OSError:
-                pass
 
     def shutdown_request(self, request: Any) -> None:
         """The TLS socket is closed in finish_request; close the raw one too."""
-        try:
+        with contextlib.suppress(OSError):
             request.close()
-        except OSError:
-            pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Client disconnects are normal here; stay quiet."""
@@ -182,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     # ---- plumbing ---------------------------------------------------------------------------
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Silent: never log requests (they carry tokens)."""
 
     def handle(self) -> None:
@@ -194,10 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         """Flush, tolerating a connection that is already gone."""
-        try:
+        with contextlib.suppress(OSError, ValueError):
             super().finish()
-        except (OSError, ValueError):
-            pass
 
     @property
     def sim(self) -> SimulatedCluster:
@@ -233,11 +228,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     # ---- entry points -----------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         """All GET routes."""
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         """SelfSubjectAccessReview."""
         self._dispatch("POST")
 
@@ -316,13 +311,13 @@ class _Handler(BaseHTTPRequestHandler):
         if calls <= sim.faults.list_throttle:
             sim.stats.add("throttled")
             retry = str(sim.faults.retry_after_s)
-            body = k8s.status(
+            status = k8s.status(
                 429,
                 "TooManyRequests",
                 "Too many requests, please try again later.",
                 {"retryAfterSeconds": sim.faults.retry_after_s},
             )
-            self._send(429, json.dumps(body).encode(), headers={"Retry-After": retry})
+            self._send(429, json.dumps(status).encode(), headers={"Retry-After": retry})
             return
         if not sim.allowed("list", "nodes"):
             self._forbidden("list", "nodes", None, user)
@@ -355,7 +350,9 @@ class _Handler(BaseHTTPRequestHandler):
         if limit > 0 and len(selected) > limit:
             metadata["continue"] = k8s.encode_continue(rv, page[-1].name)
             metadata["remainingItemCount"] = len(selected) - limit
-        head = json.dumps({"kind": "NodeList", "apiVersion": "v1", "metadata": metadata}, separators=(",", ":"))
+        head = json.dumps(
+            {"kind": "NodeList", "apiVersion": "v1", "metadata": metadata}, separators=(",", ":")
+        )
         body = head[:-1] + ',"items":[' + ",".join(n.json_text for n in page) + "]}"
         self._send(200, body.encode())
 
@@ -382,7 +379,10 @@ class _Handler(BaseHTTPRequestHandler):
             pods = [n.pod for n in sim._nodes.values() if n.pod is not None]
             rv = sim._resource_version
         items = [sim.pod_object(p) for p in pods if wanted is None or p.node_name == wanted]
-        self._json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}, "items": items})
+        self._json(
+            200,
+            {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}, "items": items},
+        )
 
     def _ssar(self, body: bytes) -> None:
         try:
@@ -397,7 +397,9 @@ class _Handler(BaseHTTPRequestHandler):
         allowed = attrs.get("group", "") in ("", None) and self.sim.allowed(attrs.get("verb", ""), resource)
         result: dict[str, Any] = {"allowed": allowed}
         if allowed:
-            result["reason"] = 'RBAC: allowed by ClusterRoleBinding "fargate-insights" of ClusterRole "fargate-insights"'
+            result["reason"] = (
+                'RBAC: allowed by ClusterRoleBinding "fargate-insights" of ClusterRole "fargate-insights"'
+            )
         self._json(
             201,
             {
@@ -454,7 +456,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._accepts_gzip():
             _, compressed = node.metrics.render_gzip(now)
             self.sim.stats.add("gzip_responses")
-            self._send(200, compressed, METRICS_CONTENT_TYPE, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+            self._send(
+                200, compressed, METRICS_CONTENT_TYPE, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+            )
         else:
             raw = node.metrics.render(now)
             self.sim.stats.add("identity_responses")
@@ -515,7 +519,11 @@ class _Handler(BaseHTTPRequestHandler):
         """Close the TCP connection with a RST, mid-response."""
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            raw = socket.socket(fileno=self.connection.detach()) if isinstance(self.connection, ssl.SSLSocket) else self.connection
+            raw = (
+                socket.socket(fileno=self.connection.detach())
+                if isinstance(self.connection, ssl.SSLSocket)
+                else self.connection
+            )
             raw.close()
         except OSError:
             pass
@@ -646,7 +654,9 @@ class SimulatedCluster:
         server = _Server(("127.0.0.1", self._port), _Handler)
         server.sim = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -661,10 +671,8 @@ class SimulatedCluster:
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None
@@ -720,7 +728,11 @@ class SimulatedCluster:
             node = k8s.fargate_node(pod, self.region, rv, min(pod.start_time, self.clock.now()) - 40)
             metrics = NodeMetrics(pod.node_name, pod, pod.start_time - 40, self.seed, self.housekeeping_s)
             self._nodes[pod.node_name] = _Node(
-                pod.node_name, node["metadata"]["labels"], pod, metrics, json.dumps(node, separators=(",", ":"))
+                pod.node_name,
+                node["metadata"]["labels"],
+                pod,
+                metrics,
+                json.dumps(node, separators=(",", ":")),
             )
 
     def _add_ec2(self, index: int) -> None:
@@ -729,7 +741,9 @@ class SimulatedCluster:
             node = k8s.ec2_node(index, self.region, rv, self._boot)
             name = node["metadata"]["name"]
             metrics = NodeMetrics(name, None, self._boot, self.seed, self.housekeeping_s, 8 * 1024**3, 2)
-            self._nodes[name] = _Node(name, node["metadata"]["labels"], None, metrics, json.dumps(node, separators=(",", ":")))
+            self._nodes[name] = _Node(
+                name, node["metadata"]["labels"], None, metrics, json.dumps(node, separators=(",", ":"))
+            )
 
     def _find(self, pod_name: str) -> _Node:
         for node in self._nodes.values():
@@ -818,9 +832,16 @@ class SimulatedCluster:
                 "uid": pod.uid,
                 "creationTimestamp": started,
                 "labels": {"app": pod.name.rsplit("-", 2)[0], "eks.amazonaws.com/fargate-profile": "default"},
-                "annotations": {"CapacityProvisioned": f"{vcpu:g}vCPU {mem_gb:g}GB", "Logging": "LoggingDisabled: LOGGING_CONFIGMAP_NOT_FOUND"},
+                "annotations": {
+                    "CapacityProvisioned": f"{vcpu:g}vCPU {mem_gb:g}GB",
+                    "Logging": "LoggingDisabled: LOGGING_CONFIGMAP_NOT_FOUND",
+                },
             },
-            "spec": {"nodeName": pod.node_name, "schedulerName": "fargate-scheduler", "containers": containers},
+            "spec": {
+                "nodeName": pod.node_name,
+                "schedulerName": "fargate-scheduler",
+                "containers": containers,
+            },
             "status": {
                 "phase": "Running",
                 "qosClass": pod.qos_class,

@@ -12,7 +12,7 @@ from .auth import TOKEN_PREFIX
 def make_token(
     cluster_name: str,
     access_key: str = "AKIASIMULATOR0000001",
-    secret_key: str = "simulator-secret-key",
+    secret_key: str = "simulator-secret-key",  # noqa: S107 - fake test key
     region: str = "us-west-2",
     expires_in: int = 60,
 ) -> str:

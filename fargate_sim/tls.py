@@ -75,9 +75,7 @@ def generate(now: datetime.datetime | None = None) -> tuple[str, str, str]:
     pem = serialization.Encoding.PEM
     ca_pem = ca_cert.public_bytes(pem).decode()
     cert_pem = cert.public_bytes(pem).decode()
-    key_pem = key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     return ca_pem, cert_pem, key_pem
 
 

@@ -37,7 +37,9 @@ class Client:
         self.context = ssl_context(sim.ca_pem)
         self.conn = http.client.HTTPSConnection("127.0.0.1", sim.port, context=self.context, timeout=10)
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Response:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
         all_headers = dict(headers or {})
         if self.token is not None:
             all_headers.setdefault("Authorization", f"Bearer {self.token}")

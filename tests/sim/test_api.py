@@ -62,7 +62,8 @@ UNAUTHORIZED = {
         "Bearer ",
         "Bearer not-a-token",
         "Bearer k8s-aws-v1.!!!notbase64",
-        "Bearer k8s-aws-v1." + base64.urlsafe_b64encode(b"https://evil.example.com/?Action=GetCallerIdentity").decode(),
+        "Bearer k8s-aws-v1."
+        + base64.urlsafe_b64encode(b"https://evil.example.com/?Action=GetCallerIdentity").decode(),
         "Basic dXNlcjpwYXNz",
     ],
 )
@@ -146,7 +147,9 @@ def test_node_list_shape_and_fargate_selector(sim, client):
     pod = next(p for p in sim.pods if p.node_name == node["metadata"]["name"])
     assert labels["kubernetes.io/hostname"] == pod.hostname
     assert node["metadata"]["name"] == "fargate-" + pod.hostname
-    assert node["spec"]["taints"] == [{"key": "eks.amazonaws.com/compute-type", "value": "fargate", "effect": "NoSchedule"}]
+    assert node["spec"]["taints"] == [
+        {"key": "eks.amazonaws.com/compute-type", "value": "fargate", "effect": "NoSchedule"}
+    ]
     assert node["spec"]["providerID"].startswith("aws:///")
     status = node["status"]
     assert {"InternalIP", "Hostname"} <= {a["type"] for a in status["addresses"]}
@@ -172,7 +175,10 @@ def test_node_list_shape_and_fargate_selector(sim, client):
     ],
 )
 def test_label_selectors(sim, client, selector, expect):
-    names = {n["metadata"]["name"] for n in client.get(f"/api/v1/nodes?labelSelector={q(selector)}").json()["items"]}
+    names = {
+        n["metadata"]["name"]
+        for n in client.get(f"/api/v1/nodes?labelSelector={q(selector)}").json()["items"]
+    }
     fargate = {p.node_name for p in sim.pods}
     ec2 = set(sim.node_names) - fargate
     assert names == {"fargate": fargate, "ec2": ec2, "none": set(), "all": fargate | ec2}[expect]
@@ -187,7 +193,12 @@ def test_bad_selector_is_400(client):
 @pytest.mark.parametrize(("limit", "cap"), [(5, None), (1, None), (100, 4), (0, 3)])
 def test_pagination_covers_every_node_once(clock, token, limit, cap):
     with SimulatedCluster(
-        cluster_name=CLUSTER, pods=13, seed=5, clock=clock, credentials=(ACCESS_KEY, SECRET_KEY), max_page_size=cap
+        cluster_name=CLUSTER,
+        pods=13,
+        seed=5,
+        clock=clock,
+        credentials=(ACCESS_KEY, SECRET_KEY),
+        max_page_size=cap,
     ) as sim:
         c = Client(sim, token)
         seen: list[str] = []
@@ -242,7 +253,14 @@ def test_rbac_denials_look_like_the_real_ones(clock, token):
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"verb": "get", "resource": "nodes", "subresource": "proxy", "group": ""}},
+            "spec": {
+                "resourceAttributes": {
+                    "verb": "get",
+                    "resource": "nodes",
+                    "subresource": "proxy",
+                    "group": "",
+                }
+            },
         }
         response = c.request(
             "POST",
@@ -282,8 +300,12 @@ def test_add_remove_recreate(sim, client):
     assert fresh.uid != victim.uid and fresh.name == victim.name and fresh.node_name == victim.node_name
     assert fresh.start_time == sim.clock.now()
     removed = sim.remove_pod(sim.pods[1].name)
-    names = {n["metadata"]["name"] for n in client.get(f"/api/v1/nodes?labelSelector={q(FARGATE)}").json()["items"]}
+    names = {
+        n["metadata"]["name"] for n in client.get(f"/api/v1/nodes?labelSelector={q(FARGATE)}").json()["items"]
+    }
     assert removed.node_name not in names
     sim.add_pod(removed)
-    names = {n["metadata"]["name"] for n in client.get(f"/api/v1/nodes?labelSelector={q(FARGATE)}").json()["items"]}
+    names = {
+        n["metadata"]["name"] for n in client.get(f"/api/v1/nodes?labelSelector={q(FARGATE)}").json()["items"]
+    }
     assert removed.node_name in names

@@ -37,7 +37,9 @@ def fsim(clock):
 
 def proxy(c: Client, node: str, gz: bool = True):
     return c.request(
-        "GET", f"/api/v1/nodes/{node}/proxy/metrics/cadvisor", headers={"Accept-Encoding": "gzip" if gz else "identity"}
+        "GET",
+        f"/api/v1/nodes/{node}/proxy/metrics/cadvisor",
+        headers={"Accept-Encoding": "gzip" if gz else "identity"},
     )
 
 
@@ -194,6 +196,7 @@ def test_concurrency_is_counted(clock, token):
     with SimulatedCluster(
         cluster_name=CLUSTER, pods=8, clock=clock, credentials=(ACCESS_KEY, SECRET_KEY), latency_s=0.2
     ) as sim:
+
         def worker(node: str) -> None:
             c = Client(sim, token)
             assert proxy(c, node).status == 200
@@ -211,7 +214,21 @@ def test_concurrency_is_counted(clock, token):
 def test_standalone_process_writes_its_info_file(tmp_path: Path, token):
     info = tmp_path / "sim.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fargate_sim", "--pods", "3", "--seed", "7", "--cluster-name", CLUSTER, "--info-file", str(info), "--latency-ms", "1"],
+        [
+            sys.executable,
+            "-m",
+            "fargate_sim",
+            "--pods",
+            "3",
+            "--seed",
+            "7",
+            "--cluster-name",
+            CLUSTER,
+            "--info-file",
+            str(info),
+            "--latency-ms",
+            "1",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=Path(__file__).resolve().parents[2],

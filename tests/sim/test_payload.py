@@ -85,7 +85,9 @@ def test_payload_parses_and_has_the_real_layout(sim, client):
     assert all(f"# TYPE {n} " in text for n in declared)
 
     rows = samples(text)
-    pod_cg = [r for r in rows if r[1].get("pod") == pod.name and r[1]["container"] == "" and r[1]["image"] == ""]
+    pod_cg = [
+        r for r in rows if r[1].get("pod") == pod.name and r[1]["container"] == "" and r[1]["image"] == ""
+    ]
     assert pod_cg and all(r[1]["id"].endswith(f"pod{pod.uid}") for r in pod_cg)
     sandbox = [r for r in rows if r[1].get("pod") == pod.name and r[1]["container"] == "" and r[1]["image"]]
     assert sandbox and all(re.search(r"/[0-9a-f]{64}$", r[1]["id"]) for r in sandbox)
@@ -96,7 +98,12 @@ def test_payload_parses_and_has_the_real_layout(sim, client):
     assert network and all(r in sandbox for r in network)
     assert {r[1]["interface"] for r in network} == set(pod.interfaces)
     node_rows = {r[1]["id"] for r in rows if r[1].get("pod") == ""}
-    assert {"/", "/kubepods", "/system.slice/kubelet.service", "/system.slice/containerd.service"} <= node_rows
+    assert {
+        "/",
+        "/kubepods",
+        "/system.slice/kubelet.service",
+        "/system.slice/containerd.service",
+    } <= node_rows
     # Timestamps on usage rows, none on spec rows.
     assert all(r[3] is not None for r in rows if r[0] == "container_cpu_usage_seconds_total")
     assert all(r[3] is None for r in rows if r[0].startswith("container_spec_"))
@@ -117,7 +124,9 @@ def test_limits_match_the_pod(sim, client):
     assert any(p.memory_limit_bytes for p in pods) and any(p.memory_limit_bytes is None for p in pods)
     for pod in pods:
         rows = samples(scrape(client, pod.node_name)[0])
-        mine = [r for r in rows if r[1].get("pod") == pod.name and r[1]["container"] == "" and r[1]["image"] == ""]
+        mine = [
+            r for r in rows if r[1].get("pod") == pod.name and r[1]["container"] == "" and r[1]["image"] == ""
+        ]
         by_name = {r[0]: r for r in mine}
         quota = [r for r in mine if r[0] == "container_spec_cpu_quota"]
         if pod.cpu_limit_millicores is None:
@@ -183,7 +192,10 @@ def test_recreated_pod_starts_from_zero(sim, client):
     cpu = next(
         r
         for r in rows
-        if r[0] == "container_cpu_usage_seconds_total" and r[1].get("pod") == new.name and r[1]["container"] == "" and not r[1]["image"]
+        if r[0] == "container_cpu_usage_seconds_total"
+        and r[1].get("pod") == new.name
+        and r[1]["container"] == ""
+        and not r[1]["image"]
     )
     assert 0 <= cpu[2] <= new.cpu_cores * 0.5 + 1e-9
     assert cpu[2] == new.cpu_seconds_at(cpu[3] / 1000)
@@ -218,9 +230,15 @@ def test_hand_written_pods(clock, token):
         tx_bytes_per_s={"eth0": 50.0},
         start_time=clock.now() - 100,
     )
-    with SimulatedCluster(cluster_name=CLUSTER, pods=[pod], clock=clock, credentials=(ACCESS_KEY, SECRET_KEY)) as sim:
+    with SimulatedCluster(
+        cluster_name=CLUSTER, pods=[pod], clock=clock, credentials=(ACCESS_KEY, SECRET_KEY)
+    ) as sim:
         c = Client(sim, token)
         rows = samples(scrape(c, pod.node_name)[0])
-        quota = [r for r in rows if r[0] == "container_spec_cpu_quota" and r[1].get("pod") == pod.name and not r[1]["container"]]
+        quota = [
+            r
+            for r in rows
+            if r[0] == "container_spec_cpu_quota" and r[1].get("pod") == pod.name and not r[1]["container"]
+        ]
         assert [r[2] for r in quota] == [50000.0]
         c.close()
