@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -101,6 +102,17 @@ def verify_token(
     if not header or not header.startswith("Bearer "):
         raise TokenError("no bearer token")
     token = header[len("Bearer ") :].strip()
+    issued, identity = _check_token(token, cluster_name, credentials)
+    if now > issued + TOKEN_LIFETIME_S:
+        raise TokenError("token expired")
+    return identity
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_token(
+    token: str, cluster_name: str, credentials: tuple[str, str] | None
+) -> tuple[float, Identity]:
+    """Everything but the age check; cached, since a client reuses one token for many requests."""
     if len(token) > MAX_TOKEN_BYTES:
         raise TokenError("token too large")
     if not token.startswith(TOKEN_PREFIX):
@@ -134,8 +146,6 @@ def verify_token(
         int(query["X-Amz-Expires"])
     except ValueError as error:
         raise TokenError("malformed X-Amz-Date or X-Amz-Expires") from error
-    if now > issued + TOKEN_LIFETIME_S:
-        raise TokenError("token expired")
     if credentials is not None:
         access_key, secret_key = credentials
         if credential[0] != access_key:
@@ -146,7 +156,7 @@ def verify_token(
             for payload in (_EMPTY_SHA256, "UNSIGNED-PAYLOAD")
         ):
             raise TokenError("signature mismatch (wrong cluster name or key)")
-    return Identity(
+    return float(issued), Identity(
         access_key_id=credential[0],
         username=f"arn:aws:sts::123456789012:assumed-role/fargate-insights-collector/{credential[0]}",
     )

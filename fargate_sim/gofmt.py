@@ -7,7 +7,6 @@ Collectors are tested against real kubelet text, so the simulator must print ``5
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 
 
 def go_float(value: float) -> str:
@@ -18,9 +17,22 @@ def go_float(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     if value == 0:
         return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign, digit_tuple, exponent = Decimal(repr(float(value))).as_tuple()
-    assert isinstance(exponent, int)
-    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    negative = value < 0
+    if value.is_integer() and abs(value) < 1e15:
+        text = str(int(abs(value)))
+        if len(text) <= 6:  # below 1e6 an integer always prints plainly
+            return "-" + text if negative else text
+        digits = text
+        exponent = 0
+    else:
+        text = repr(abs(float(value)))
+        mantissa, _, exp_text = text.partition("e")
+        whole, _, fraction = mantissa.partition(".")
+        if fraction == "0":
+            fraction = ""
+        digits = whole + fraction
+        exponent = (int(exp_text) if exp_text else 0) - len(fraction)
+    digits = digits.lstrip("0")
     stripped = digits.rstrip("0")
     exponent += len(digits) - len(stripped)
     digits = stripped
@@ -30,7 +42,7 @@ def go_float(value: float) -> str:
     if eprec > nd and nd >= dp:
         eprec = nd
     exp = dp - 1
-    prefix = "-" if sign else ""
+    prefix = "-" if negative else ""
     if exp < -4 or exp >= eprec:
         mantissa = digits[0] + ("." + digits[1:] if nd > 1 else "")
         esign = "+" if exp >= 0 else "-"
