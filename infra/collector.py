@@ -36,7 +36,7 @@ from constructs import Construct
 
 from infra.bundling import LocalPythonBundler
 from infra.names import LAMBDA_SRC, names
-from infra.settings import RETENTION_DAYS, CollectorSettings
+from infra.settings import DEFAULT_KUBERNETES_GROUP, RETENTION_DAYS, CollectorSettings
 
 HANDLER = "fargate_insights.handler.lambda_handler"
 POWERTOOLS_SERVICE_NAME = "fargate-insights"
@@ -126,7 +126,7 @@ class FargateInsightsCollector(Construct):
         )
         Validations.of(bucket).acknowledge(
             Acknowledgment(
-                id="AwsSolutions-S1",
+                id="AwsSolutions::AwsSolutions-S1",
                 reason=(
                     "Server access logs would record one PutObject and at most one GetObject of a tiny "
                     "state object every minute, written only by the collector's own role; CloudTrail "
@@ -230,7 +230,7 @@ class FargateInsightsCollector(Construct):
         )
         acknowledgments = [
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{self._log_group_arn_text()}:*]",
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{self._log_group_arn_text()}:*]",
                 reason=(
                     "Lambda names its log streams per execution environment at run time "
                     "(date/[version]id), so PutLogEvents needs every stream of this one log group."
@@ -240,7 +240,7 @@ class FargateInsightsCollector(Construct):
         if self.vpc_config is not None:
             acknowledgments.append(
                 Acknowledgment(
-                    id="AwsSolutions-IAM5[Resource::*]",
+                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
                     reason=(
                         "Lambda creates and deletes the function's ENIs in the VPC; EC2 does not support "
                         "resource-level permissions for these network interface actions at creation time "
@@ -328,7 +328,7 @@ class FargateInsightsCollector(Construct):
         )
         Validations.of(function).acknowledge(
             Acknowledgment(
-                id="AwsSolutions-L1",
+                id="AwsSolutions::AwsSolutions-L1",
                 reason=(
                     "Python 3.13 is deliberate: the package's arm64 wheels and precompiled bytecode are "
                     "built for CPython 3.13, and the runtime is supported by Lambda; moving to a newer "
@@ -574,9 +574,11 @@ class FargateInsightsCollector(Construct):
 
 def rbac_command(group: str) -> str:
     """The kubectl command that applies infra/rbac.yaml for the group the access entry uses."""
-    if group == "fargate-insights":
+    if group == DEFAULT_KUBERNETES_GROUP:
         return RBAC_APPLY_COMMAND
-    return f"sed 's/name: fargate-insights$/name: {group}/' infra/rbac.yaml | kubectl apply -f -"
+    # Only the binding's subject sits at this indentation (the labels' "name:" keys do not start a line).
+    substitution = f"s/^    name: {DEFAULT_KUBERNETES_GROUP}$/    name: {group}/"
+    return f"sed '{substitution}' infra/rbac.yaml | kubectl apply -f -"
 
 
 def lambda_code(source_dir: Path) -> lambda_.Code:
