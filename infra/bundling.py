@@ -8,13 +8,12 @@ read-only (without .pyc files every cold start compiles the imports again).
 from __future__ import annotations
 
 import ast
-import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import jsii
 from aws_cdk import ILocalBundling
@@ -170,8 +169,12 @@ class LocalPythonBundler:
         """Remember where lambda_src lives; CDK passes only the output directory."""
         self._source_dir = source_dir
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
-        """Always bundle locally: returning False would make CDK fall back to Docker."""
-        env_python = os.environ.get("FARGATE_INSIGHTS_PYTHON313")
-        build_package(self._source_dir, Path(output_dir), python=env_python or None)
+    def try_bundle(self, output_dir: str, options: object) -> bool:
+        """Always bundle locally: returning False would make CDK fall back to Docker.
+
+        jsii calls this with the bundling options as one positional struct, whatever the generated
+        Protocol's keyword signature says (hence the cast where the bundler is passed to CDK).
+        """
+        del options  # the image and command exist only for Docker, which is never used
+        build_package(self._source_dir, Path(output_dir))
         return True

@@ -7,6 +7,7 @@ wraps it with settings read from context.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from aws_cdk import (
     Acknowledgment,
@@ -17,6 +18,7 @@ from aws_cdk import (
     DockerImage,
     Duration,
     Fn,
+    ILocalBundling,
     RemovalPolicy,
     Stack,
     Validations,
@@ -589,6 +591,6 @@ def lambda_code(source_dir: Path) -> lambda_.Code:
         bundling=BundlingOptions(
             # Required by the API, never used: LocalPythonBundler always builds, so CDK does not fall back.
             image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13:latest-arm64"),
-            local=LocalPythonBundler(source_dir),
+            local=cast(ILocalBundling, LocalPythonBundler(source_dir)),
         ),
     )

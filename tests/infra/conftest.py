@@ -61,17 +61,18 @@ class Synthesized:
         return found[0]["Properties"]
 
 
-def app_context(**context: object) -> dict[str, object]:
-    """cdk.json's context (feature flags) plus the test's, with bundling skipped."""
+def app_context(bundle: bool = False, **context: object) -> dict[str, object]:
+    """cdk.json's context (feature flags) plus the test's, with bundling skipped unless asked for."""
     merged: dict[str, object] = dict(json.loads(CDK_JSON.read_text())["context"])
-    merged["aws:cdk:bundling-stacks"] = []
+    if not bundle:
+        merged["aws:cdk:bundling-stacks"] = []
     merged.update(context)
     return merged
 
 
-def synthesize(outdir: Path, **context: object) -> Synthesized:
+def synthesize(outdir: Path, bundle: bool = False, **context: object) -> Synthesized:
     """Synthesize the app's stack for the given context, with cdk-nag, into outdir."""
-    app = App(context=app_context(**context), outdir=str(outdir))
+    app = App(context=app_context(bundle, **context), outdir=str(outdir))
     stack = FargateInsightsStack(app, "FargateInsights-test")
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     assembly = app.synth()

@@ -23,15 +23,21 @@ from infra.bundling import (
     package_modules,
 )
 from infra.names import LAMBDA_SRC
+from tests.infra.conftest import synthesize
 
 PACKAGE_DIR = LAMBDA_SRC / "fargate_insights"
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bundle")
-    build_package(LAMBDA_SRC, out)
-    return out
+    """The function's asset as `cdk synth` builds it: through CDK's local bundling hook."""
+    outdir = tmp_path_factory.mktemp("bundled")
+    synth = synthesize(outdir, bundle=True, clusterName="demo")
+    code = synth.only("AWS::Lambda::Function")["Code"]
+    asset_hash = code["S3Key"].removesuffix(".zip")
+    asset = outdir / f"asset.{asset_hash}"
+    assert asset.is_dir(), sorted(p.name for p in outdir.iterdir())
+    return asset
 
 
 def test_package_modules_follow_the_handlers_imports() -> None:
@@ -99,7 +105,7 @@ def test_real_bundle(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
     size = bundle_size(files)
     assert size < 50 * 1024 * 1024
-    archive = bundle.parent / "bundle.zip"
+    archive = bundle.parent / "asset.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in files:
             zf.write(path, path.relative_to(bundle).as_posix())
