@@ -130,7 +130,6 @@ def test_bundled_handler_imports_from_the_bundle(bundle: Path) -> None:
         [find_python313(), "-c", code, str(bundle)], capture_output=True, text=True, env=env, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert sys.version_info >= (3, 11)
 
 
 def test_pip_failure_is_reported(tmp_path: Path) -> None:
