@@ -93,6 +93,7 @@ def package_modules(package_dir: Path, entry: str = ENTRY_MODULE) -> list[Path]:
 
 
 def _run(args: Sequence[str], what: str) -> None:
+    """Run a build step; on failure raise with its output, since CDK would otherwise show only a code."""
     result = subprocess.run(args, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip()[-4000:]
@@ -105,8 +106,11 @@ def _prune(out: Path) -> None:
         shutil.rmtree(out / name, ignore_errors=True)
     for top in list(out.iterdir()):
         base = top.name.split("-")[0].lower() if top.name.endswith(".dist-info") else top.name.lower()
-        if base in RUNTIME_PROVIDED:
-            shutil.rmtree(top, ignore_errors=True)
+        if base.removesuffix(".py") in RUNTIME_PROVIDED:
+            if top.is_dir():
+                shutil.rmtree(top)
+            else:
+                top.unlink()
     for directory in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         if directory.name in _DROP_DIRS and directory.exists():
             shutil.rmtree(directory)

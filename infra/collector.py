@@ -279,6 +279,7 @@ class FargateInsightsCollector(Construct):
     # The function and its schedule ---------------------------------------------------------------------
 
     def _environment(self) -> dict[str, str]:
+        """The function's configuration; names come from fargate_insights.names so both sides agree."""
         s = self.settings
         env = {
             names.ENV_CLUSTER_NAME: s.cluster_name,
@@ -387,6 +388,7 @@ class FargateInsightsCollector(Construct):
         )
 
     def _alarms(self) -> list[cloudwatch.Alarm]:
+        """Failing runs, persistent scrape failures, runs near the timeout (and, opt-in, no pods)."""
         s = self.settings
         one_minute = Duration.minutes(1)
         alarms = [
