@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     with sim, _demo_environment(sim.endpoint, sim.ca_data):
         from . import handler
 
-        handler.logger.registered_handler.setStream(err)  # type: ignore[attr-defined]
+        handler.logger.registered_handler.setStream(err)
         if args.format == "table":
             out.write(
                 f"Simulated EKS cluster {DEMO_CLUSTER!r} at {sim.endpoint}: {args.pods} Fargate pods, "

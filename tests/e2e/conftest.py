@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,8 +12,9 @@ import pytest
 
 CLUSTER = "e2e"
 REGION = "us-west-2"
-ACCESS_KEY = "AKIAE2ETESTKEY000001"
-SECRET_KEY = "e2e-secret-key-for-sigv4-only"
+# moto's mock_aws() replaces the environment's keys with these; the simulator must verify the same ones.
+ACCESS_KEY = "FOOBARKEY"
+SECRET_KEY = "FOOBARSECRET"
 
 
 class LambdaContext:
@@ -30,8 +32,18 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _unwrap(value: object) -> object:
+    """Powertools writes each metric value as a one-element list; compare with the number itself."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
 def emf_documents(lines: list[str]) -> list[dict]:
-    return [json.loads(line) for line in lines if line.startswith("{") and '"_aws"' in line]
+    documents = [json.loads(line) for line in lines if line.startswith("{") and '"_aws"' in line]
+    for doc in documents:
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                doc[metric["Name"]] = _unwrap(doc[metric["Name"]])
+    return documents
 
 
 def pod_documents(lines: list[str]) -> list[dict]:
@@ -62,13 +74,31 @@ def credentials(monkeypatch) -> tuple[str, str]:
     return ACCESS_KEY, SECRET_KEY
 
 
+class _CurrentStdout:
+    """Whatever sys.stdout is at the time of writing (pytest swaps it between setup and call)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 @pytest.fixture
-def handler_module(credentials) -> Iterator[object]:
-    """The handler module with no execution-environment state left from another test."""
+def handler_module(credentials, capsys) -> Iterator[object]:
+    """The handler module with no execution-environment state left from another test.
+
+    Powertools' Logger keeps the stdout it saw when the module was imported; point it at this test's
+    captured stdout, as Lambda's stdout is the one stream for both logs and EMF.
+    """
     from fargate_insights import handler
 
+    log_handler = handler.logger.registered_handler
+    stream = log_handler.stream
+    log_handler.stream = _CurrentStdout()  # not setStream(): that flushes the old stream, maybe closed now
     handler._environment = None
     yield handler
+    log_handler.stream = stream
     if handler._environment is not None:
         handler._environment.kube.close()
     handler._environment = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 
@@ -32,7 +33,8 @@ UNITS = {
 
 @pytest.fixture
 def sim(credentials):
-    clock = ManualClock(1_790_000_000.0)
+    # Near the real time: a sample timestamp far from the function's clock is (rightly) not trusted.
+    clock = ManualClock(float(int(time.time())))
     cluster = SimulatedCluster(cluster_name=CLUSTER, pods=24, seed=11, clock=clock, credentials=credentials)
     with cluster:
         yield cluster
