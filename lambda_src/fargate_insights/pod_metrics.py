@@ -152,6 +152,8 @@ def _cpu_limit_millicores(pod: PodSeries) -> float | None:
     quota, period = pod.cpu_quota, pod.cpu_period
     if quota is None or period is None or not quota > 0 or not period > 0:
         return None
+    if not (math.isfinite(quota) and math.isfinite(period)):
+        return None  # quota/inf would read as a 0 m limit: no limit value is honest, a wrong one is not
     return _finite(quota / period * 1000.0)
 
 
@@ -170,7 +172,12 @@ def _document_timestamp(pod: PodSeries, scrape_time_ms: int) -> int:
     low, high = scrape_time_ms - _MAX_SAMPLE_AGE_MS, scrape_time_ms + _MAX_CLOCK_SKEW_MS
     stamps = [
         s.timestamp_ms
-        for s in (pod.cpu_usage_seconds, pod.memory_working_set, *pod.network_rx.values())
+        for s in (
+            pod.cpu_usage_seconds,
+            pod.memory_working_set,
+            *pod.network_rx.values(),
+            *pod.network_tx.values(),
+        )
         if s is not None and s.timestamp_ms is not None and low <= s.timestamp_ms <= high
     ]
     return max(stamps) if stamps else scrape_time_ms

@@ -267,13 +267,6 @@ def test_non_finite_or_negative_period_gives_no_cpu_limit(bad: float) -> None:
     assert m.cpu_limit_millicores is None
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: container_spec_cpu_period=+Inf with a quota gives pod_cpu_limit 0.0 (quota/inf*1000) "
-        "instead of no value; _cpu_limit_millicores checks period > 0 but not that it is finite"
-    ),
-    strict=True,
-)
 def test_infinite_period_gives_no_cpu_limit() -> None:
     m = compute(pod(quota=50_000.0, period=math.inf), {}, T0)
     assert m.cpu_limit_millicores is None
@@ -413,13 +406,6 @@ def test_document_timestamp_falls_back_to_scrape_time() -> None:
     assert compute(pod(cpu=Sample(1.0, 5)), {}, T0).timestamp_ms == T0
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: _document_timestamp looks at cpu, memory and network_rx samples but not network_tx: "
-        "a pod whose newest sample is a transmit counter gets an older document timestamp"
-    ),
-    strict=True,
-)
 def test_document_timestamp_considers_transmit_samples() -> None:
     scrape = T0
     p = pod(
