@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 import os
 import sys
 import time
@@ -54,9 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=50.0, help="the simulated Lambda timeout (s)")
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    if args.pods < 1 or args.cycles < 1:
-        err.write("--pods and --cycles must be at least 1\n")
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the demo; `out`/`err` default to the streams current at the call (not at import)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    problem = _invalid(args)
+    if problem:
+        err.write(f"{problem}\n")
         return 2
     from fargate_sim import Faults, SimulatedCluster
 
@@ -67,11 +72,19 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
         seed=args.seed,
         credentials=(DEMO_ACCESS_KEY, DEMO_SECRET_KEY),
         faults=faults,
+        region=DEMO_REGION,
+        # cAdvisor re-reads each cgroup every housekeeping interval; a shorter one than the cycles'
+        # spacing gives every cycle fresh samples, so rates appear from the second cycle even when
+        # the cycles are a fraction of a second apart.
+        housekeeping_s=min(1.0, args.interval / 2),
     )
+    failed_cycles = 0
     with sim, _demo_environment(sim.endpoint, sim.ca_data):
         from . import handler
 
-        handler.logger.registered_handler.setStream(err)
+        log_handler = handler.logger.registered_handler
+        if isinstance(log_handler, logging.StreamHandler):
+            log_handler.setStream(err)  # the function's logs: stderr, so stdout is the tables or EMF only
         if args.format == "table":
             out.write(
                 f"Simulated EKS cluster {DEMO_CLUSTER!r} at {sim.endpoint}: {args.pods} Fargate pods, "
@@ -85,23 +98,65 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
             failure = ""
             with contextlib.redirect_stdout(captured):
                 try:
-                    summary = handler.lambda_handler({}, LambdaContextStub(args.timeout))  # type: ignore[arg-type]
+                    context: Any = LambdaContextStub(args.timeout)
+                    summary = handler.lambda_handler({}, context)
                 except Exception as error:
                     failure = f"{type(error).__name__}: {error}"
             lines = captured.getvalue().splitlines()
+            heading = f"cycle {cycle}/{args.cycles}"
+            outcome = describe_summary(summary) if summary is not None else f"run failed: {failure}"
+            failed_cycles += summary is None
             if args.format == "emf":
                 for line in lines:
                     if '"_aws"' in line:
                         out.write(line + "\n")
+                out.flush()
+                err.write(f"{heading} summary: {outcome}\n")
                 continue
             documents = pod_documents(lines)
-            out.write(f"\n== cycle {cycle}/{args.cycles}: {len(documents)} pod documents ==\n")
+            out.write(f"\n== {heading}: {len(documents)} pod documents ==\n")
             out.write(render(documents) + "\n")
-            out.write(f"summary: {summary}\n" if summary is not None else f"run failed: {failure}\n")
+            out.write(f"summary: {outcome}\n")
             if cycle == 1 and args.cycles > 1:
                 out.write("(CPU and network are rates: they appear from the second cycle on)\n")
         out.flush()
+    if failed_cycles:
+        err.write(f"{failed_cycles} of {args.cycles} cycles failed\n")
+        return 1
     return 0
+
+
+def _invalid(args: argparse.Namespace) -> str:
+    """What is wrong with the options, or "" when they are usable."""
+    if args.pods < 1 or args.cycles < 1:
+        return "--pods and --cycles must be at least 1"
+    if not 0.0 <= args.fault_rate <= 1.0:
+        return "--fault-rate is a share of the nodes: from 0 to 1 (e.g. 0.2)"
+    if not args.interval >= 0.0:
+        return "--interval must be 0 or more seconds"
+    if not args.timeout > 0.0:
+        return "--timeout must be more than 0 seconds"
+    return ""
+
+
+def describe_summary(summary: dict[str, Any]) -> str:
+    """The handler's run summary in words: every node is scraped, failed (by reason) or skipped."""
+    failures: dict[str, int] = summary.get("failures_by_reason") or {}
+    failed = summary.get("nodes_failed", 0)
+    text = (
+        f"{summary.get('nodes_discovered', 0)} Fargate nodes: {summary.get('nodes_scraped', 0)} scraped, "
+        f"{failed} failed"
+    )
+    if failures:
+        text += " (" + ", ".join(f"{reason}: {count}" for reason, count in sorted(failures.items())) + ")"
+    text += (
+        f", {summary.get('nodes_skipped', 0)} skipped at the deadline; "
+        f"{summary.get('pods_emitted', 0)} pod documents, "
+        f"{summary.get('pods_without_metrics', 0)} pods without metrics, "
+        f"{summary.get('malformed_lines', 0)} malformed lines ignored; "
+        f"{summary.get('duration_ms', 0):.0f} ms"
+    )
+    return text
 
 
 @contextlib.contextmanager

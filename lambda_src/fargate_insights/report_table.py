@@ -28,21 +28,30 @@ def pod_documents(lines: Iterable[str]) -> list[dict[str, Any]]:
 
 
 def render(documents: list[dict[str, Any]]) -> str:
+    """One row per pod document, sorted by namespace and pod; "-" where a metric is absent."""
     rows = [
         (
             str(doc.get("Namespace", "")),
             str(doc.get("PodName", "")),
-            _number(doc.get("pod_cpu_usage_total"), "{:.1f}"),
-            _number(doc.get("pod_cpu_utilization_over_pod_limit"), "{:.1f}%"),
-            _bytes(doc.get("pod_memory_working_set")),
-            _number(doc.get("pod_memory_utilization_over_pod_limit"), "{:.1f}%"),
-            _bytes(doc.get("pod_network_rx_bytes"), "/s"),
-            _bytes(doc.get("pod_network_tx_bytes"), "/s"),
+            _number(_value(doc, "pod_cpu_usage_total"), "{:.1f}"),
+            _number(_value(doc, "pod_cpu_utilization_over_pod_limit"), "{:.1f}%"),
+            _bytes(_value(doc, "pod_memory_working_set")),
+            _number(_value(doc, "pod_memory_utilization_over_pod_limit"), "{:.1f}%"),
+            _bytes(_value(doc, "pod_network_rx_bytes"), "/s"),
+            _bytes(_value(doc, "pod_network_tx_bytes"), "/s"),
         )
         for doc in sorted(documents, key=lambda d: (str(d.get("Namespace")), str(d.get("PodName"))))
     ]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(_COLUMNS)]
     return "\n".join(_line(row, widths) for row in [_COLUMNS, *rows])
+
+
+def _value(document: dict[str, Any], name: str) -> Any:
+    """A metric's value: Powertools writes each one as a one-element list, a plain number is accepted too."""
+    value = document.get(name)
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
 
 
 def _line(cells: tuple[str, ...], widths: list[int]) -> str:
@@ -54,7 +63,7 @@ def _line(cells: tuple[str, ...], widths: list[int]) -> str:
 
 
 def _number(value: Any, fmt: str) -> str:
-    return fmt.format(value) if isinstance(value, int | float) else "-"
+    return fmt.format(value) if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
 def _bytes(value: Any, suffix: str = "") -> str:
