@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -25,6 +26,10 @@ from .settings import ConfigurationError, Settings
 from .state_store import S3StateStore, StateStore
 
 logger = Logger(service="fargate-insights")
+# The collector's modules log with the standard library (they also run outside Lambda). Send their
+# records through this logger's JSON handler: Lambda's own handler would drop their fields (which node
+# failed, and why) and keep only the message.
+copy_config_to_registered_loggers(source_logger=logger, include={"fargate_insights"})
 # service="" so that the health metrics carry exactly the ClusterName dimension the alarms use.
 health = Metrics(namespace=names.HEALTH_NAMESPACE, service="")
 

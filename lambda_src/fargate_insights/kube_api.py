@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ProtocolError, ReadTimeoutError, SSLError
+from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from .names import FARGATE_LABEL, FARGATE_LABEL_VALUE
@@ -30,6 +30,8 @@ HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
 LIST_PAGE_SIZE: Final = 500
 # A Fargate node's payload is 100-200 KB; anything past this is not a real kubelet answer.
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+# What the kubelet answers /metrics/cadvisor with (Prometheus text; OpenMetrics when asked for it).
+METRICS_MEDIA_TYPES: Final = frozenset({"text/plain", "application/openmetrics-text"})
 
 
 class KubeApiError(Exception):
@@ -152,6 +154,10 @@ class KubeClient:
                     continue
                 if response.status != 200:
                     raise _status_error(response.status, path, self._read_capped(response, 64 * 1024))
+                media_type = (response.headers.get("Content-Type") or "").partition(";")[0].strip().lower()
+                if media_type and media_type not in METRICS_MEDIA_TYPES:
+                    # An error page from something between us and the kubelet, answered with 200.
+                    raise KubeApiError("not_metrics", f"GET {path}: the answer is {media_type}, not metrics")
                 encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
                 body = self._read_capped(response, self._max_body)
             return _decode_body(body, encoding, self._max_body)
@@ -174,6 +180,10 @@ class KubeClient:
                 decode_content=False,
                 timeout=urllib3.Timeout(connect=min(5.0, timeout_s), read=timeout_s),
             )
+        except NewConnectionError as err:
+            # Refused, unreachable or not resolvable; urllib3 makes this a subclass of its timeout error,
+            # but "did not answer in time" would send the reader to the wrong fix.
+            raise KubeApiError("connection", f"GET {path}: could not connect: {err}") from err
         except (ReadTimeoutError, Urllib3Timeout) as err:
             raise KubeApiError("timeout", f"GET {path}: timed out after {timeout_s:.1f}s") from err
         except SSLError as err:

@@ -126,3 +126,84 @@ def describe_cluster_serves(credentials):
             cluster.certificate_authority = {"data": sim.ca_data}
 
         yield serve
+
+
+@pytest.fixture
+def use_cluster(credentials, monkeypatch):
+    """Point the function at a simulator through CLUSTER_ENDPOINT/CLUSTER_CA_DATA (no DescribeCluster)."""
+
+    def use(sim, ca_data: str | None = None) -> None:
+        monkeypatch.setenv("CLUSTER_ENDPOINT", sim.endpoint)
+        monkeypatch.setenv("CLUSTER_CA_DATA", ca_data if ca_data is not None else sim.ca_data)
+
+    return use
+
+
+def invoke(handler_module, capsys, timeout_s: float = 30.0) -> tuple[dict, list[str]]:
+    """One Lambda invocation: the summary it returned and every line it wrote to stdout."""
+    summary = handler_module.lambda_handler({}, LambdaContext(timeout_s=timeout_s))
+    return summary, capsys.readouterr().out.splitlines()
+
+
+def health_document(lines: list[str]) -> dict:
+    """The function's own health-metrics document (exactly one per invocation)."""
+    documents = [
+        doc
+        for doc in emf_documents(lines)
+        if doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "FargateInsights"
+    ]
+    assert len(documents) == 1, documents
+    return documents[0]
+
+
+POD_DIMENSION_SETS = [
+    ["ClusterName", "LaunchType"],
+    ["ClusterName", "Namespace", "LaunchType"],
+    ["ClusterName", "Namespace", "PodName", "LaunchType"],
+]
+POD_UNITS = {
+    "pod_cpu_usage_total": "None",
+    "pod_cpu_limit": "None",
+    "pod_cpu_utilization_over_pod_limit": "Percent",
+    "pod_memory_working_set": "Bytes",
+    "pod_memory_limit": "Bytes",
+    "pod_memory_utilization_over_pod_limit": "Percent",
+    "pod_network_rx_bytes": "Bytes/Second",
+    "pod_network_tx_bytes": "Bytes/Second",
+}
+
+
+def check_pod_document(doc: dict, pod, rates: bool = True) -> None:
+    """A pod document follows the contract and every value in it is what the simulated pod did.
+
+    `rates`: the CPU and network rates must be there (the pod had a sample one cycle earlier).
+    """
+    import math
+
+    directive = doc["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "ContainerInsights"
+    assert directive["Dimensions"] == POD_DIMENSION_SETS
+    assert directive["Metrics"], doc
+    for metric in directive["Metrics"]:
+        assert metric["Unit"] == POD_UNITS[metric["Name"]]
+        assert math.isfinite(doc[metric["Name"]]) and doc[metric["Name"]] >= 0, metric
+    assert doc["ClusterName"] == CLUSTER
+    assert doc["LaunchType"] == "fargate"
+    assert doc["Type"] == "Pod"
+    assert doc["Namespace"] == pod.namespace
+    assert doc["PodName"] == pod.name
+    assert doc["NodeName"] == pod.hostname
+    assert doc["kubernetes"]["host"] == pod.hostname
+    assert doc["kubernetes"]["namespace_name"] == pod.namespace
+    assert doc["kubernetes"]["pod_name"] == pod.name
+    assert doc["kubernetes"]["pod_id"] == pod.uid
+    assert doc["pod_memory_working_set"] == pod.memory_working_set_bytes
+    if rates:
+        for name in ("pod_cpu_usage_total", "pod_network_rx_bytes", "pod_network_tx_bytes"):
+            assert name in doc, (pod.name, name)
+    if "pod_cpu_usage_total" in doc:
+        assert doc["pod_cpu_usage_total"] == pytest.approx(pod.cpu_cores * 1000, rel=1e-6)
+    if "pod_network_rx_bytes" in doc:
+        assert doc["pod_network_rx_bytes"] == pytest.approx(sum(pod.rx_bytes_per_s.values()), rel=1e-6)
+    if "pod_network_tx_bytes" in doc:
+        assert doc["pod_network_tx_bytes"] == pytest.approx(sum(pod.tx_bytes_per_s.values()), rel=1e-6)

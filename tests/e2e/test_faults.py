@@ -1,0 +1,294 @@
+"""What one run does when parts of the cluster misbehave, end to end against the simulator.
+
+Each test asserts both sides: what was emitted for the healthy pods (every one of them, with valid EMF
+and the right values) and what was reported for the failed part (the run summary's failures by reason,
+the ScrapeFailures/NodesSkipped health metrics), and whether the run succeeds or raises.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from fargate_sim import ManualClock, SimulatedCluster
+from fargate_sim.faults import FAULT_KINDS, Faults
+
+from .conftest import (
+    CLUSTER,
+    LambdaContext,
+    check_pod_document,
+    health_document,
+    invoke,
+    pod_documents,
+)
+
+# The reason each proxy fault is counted under in the run summary (`failures_by_reason`).
+REASONS = {
+    "http500": "http_500",
+    "http502": "http_502",
+    "http503": "http_503",
+    "http403": "http_403",
+    "http404": "http_404",
+    "timeout": "timeout",
+    "reset": "connection",
+    "truncated_gzip": "truncated",
+    "not_metrics": "not_metrics",
+    "huge": "too_large",
+}
+REQUEST_TIMEOUT_S = "0.3"
+
+
+def _clock() -> ManualClock:
+    # Near the real time: a sample timestamp far from the function's clock is (rightly) not trusted.
+    return ManualClock(float(int(time.time())))
+
+
+@pytest.fixture
+def sim(credentials):
+    faults = Faults(timeout_s=3.0, huge_bytes=20 * 1024 * 1024)
+    with SimulatedCluster(
+        cluster_name=CLUSTER, pods=6, seed=21, clock=_clock(), credentials=credentials, faults=faults
+    ) as cluster:
+        yield cluster
+
+
+def _summaries(lines: list[str]) -> list[dict]:
+    return [json.loads(line) for line in lines if '"run summary"' in line]
+
+
+def test_every_fault_kind_is_covered():
+    assert set(REASONS) | {"garbage"} == set(FAULT_KINDS)
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_one_failing_node_costs_only_its_pod(kind, sim, use_cluster, handler_module, capsys, monkeypatch):
+    monkeypatch.setenv("REQUEST_TIMEOUT_SECONDS", REQUEST_TIMEOUT_S)
+    use_cluster(sim)
+    invoke(handler_module, capsys)  # every pod has a sample now
+    victim = sim.pods[2]
+    healthy = [pod for pod in sim.pods if pod is not victim]
+    sim.set_node_fault(victim.node_name, kind)
+    sim.clock.advance(60.0)
+
+    started = time.monotonic()
+    summary, lines = invoke(handler_module, capsys)
+    assert time.monotonic() - started < 3.0  # a hanging node costs the request timeout, not the run
+
+    for line in lines:
+        json.loads(line)  # logs and EMF alike: every line is JSON
+    documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
+    for pod in healthy:
+        check_pod_document(documents[pod.name], pod)
+    health = health_document(lines)
+    assert health["NodesDiscovered"] == len(sim.pods)
+    assert sim.stats.faults[kind] >= 1
+
+    if kind == "garbage":
+        # Malformed lines and random bytes mixed into a real payload are ignored, never turned into
+        # values: the pod is still emitted, with only correct values. (Only malformed lines among the
+        # few the collector reads are counted in `malformed_lines`; the rest are skipped unparsed.)
+        assert set(documents) == {pod.name for pod in sim.pods}
+        check_pod_document(documents[victim.name], victim, rates=False)
+        assert summary["failures_by_reason"] == {}
+        assert health["ScrapeFailures"] == 0
+        assert health["PodsEmitted"] == len(sim.pods)
+        return
+
+    reason = REASONS[kind]
+    assert set(documents) == {pod.name for pod in healthy}
+    assert summary["failures_by_reason"] == {reason: 1}
+    assert summary["nodes_failed"] == 1
+    assert summary["nodes_scraped"] == len(healthy)
+    assert summary["nodes_skipped"] == 0
+    assert summary["pods_emitted"] == len(healthy)
+    assert health["ScrapeFailures"] == 1
+    assert health["NodesScraped"] == len(healthy)
+    assert health["PodsEmitted"] == len(healthy)
+    warnings = [json.loads(line) for line in lines if '"node scrape failed"' in line]
+    assert [(w["level"], w["node"], w["reason"]) for w in warnings] == [("WARNING", victim.node_name, reason)]
+    assert _summaries(lines)[0]["level"] == "WARNING"
+
+    # The node's history survives its failure: its next good scrape has exact rates again.
+    sim.set_node_fault(victim.node_name, None)
+    sim.clock.advance(60.0)
+    summary, lines = invoke(handler_module, capsys)
+    assert summary["failures_by_reason"] == {}
+    check_pod_document({d["PodName"]: d for d in pod_documents(lines)}[victim.name], victim)
+
+
+# -- A run raises only when nothing could be collected, with a message that says what to fix ----------
+
+
+def _failed_run(handler_module, capsys, match: str, timeout_s: float = 30.0) -> list[str]:
+    started = time.monotonic()
+    with pytest.raises(Exception, match=match) as raised:
+        handler_module.lambda_handler({}, LambdaContext(timeout_s=timeout_s))
+    assert time.monotonic() - started < 5.0
+    lines = capsys.readouterr().out.splitlines()
+    assert pod_documents(lines) == []
+    errors = [json.loads(line) for line in lines if '"collection failed"' in line]
+    assert len(errors) == 1 and errors[0]["level"] == "ERROR"
+    assert errors[0]["error"] == str(raised.value)
+    return lines
+
+
+def test_no_credentials(sim, use_cluster, handler_module, capsys, monkeypatch, tmp_path):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    use_cluster(sim)
+    _failed_run(handler_module, capsys, r"No AWS credentials found to sign the EKS token.*AWS_PROFILE")
+    assert sim.stats.requests == 0
+
+
+def test_not_allowed_to_list_nodes(credentials, use_cluster, handler_module, capsys):
+    with SimulatedCluster(
+        cluster_name=CLUSTER,
+        pods=3,
+        clock=_clock(),
+        credentials=credentials,
+        permissions={"list nodes": False},
+    ) as sim:
+        use_cluster(sim)
+        lines = _failed_run(
+            handler_module, capsys, r"may not list nodes: apply infra/rbac.yaml.*HTTP 403.*cannot list"
+        )
+        assert sim.stats.forbidden == 1
+    health = health_document(lines)
+    assert health["ScrapeFailures"] == 1  # the run's own failure, so the alarm sees it too
+
+
+def test_not_allowed_to_proxy_to_any_node(credentials, use_cluster, handler_module, capsys):
+    with SimulatedCluster(
+        cluster_name=CLUSTER,
+        pods=3,
+        clock=_clock(),
+        credentials=credentials,
+        permissions={"get nodes/proxy": False},
+    ) as sim:
+        use_cluster(sim)
+        _failed_run(
+            handler_module,
+            capsys,
+            r"Every node scrape was refused \(http_403: 3\).*`get` on `nodes/proxy`.*infra/rbac.yaml",
+        )
+
+
+def test_api_server_unreachable(use_cluster, handler_module, capsys, monkeypatch):
+    from fargate_sim.tls import generate
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again when the block ends: nothing listens there
+    import base64
+
+    monkeypatch.setenv("CLUSTER_ENDPOINT", f"https://127.0.0.1:{port}")
+    monkeypatch.setenv("CLUSTER_CA_DATA", base64.b64encode(generate()[0].encode()).decode())
+    _failed_run(handler_module, capsys, r"could not be reached: check the endpoint.*security groups")
+
+
+def test_token_not_accepted(credentials, use_cluster, handler_module, capsys):
+    # The simulator trusts other keys than the function signs with: every request is 401.
+    with SimulatedCluster(
+        cluster_name=CLUSTER, pods=3, clock=_clock(), credentials=("AKIAOTHERKEY", "other-secret")
+    ) as sim:
+        use_cluster(sim)
+        _failed_run(handler_module, capsys, r"did not accept the function's IAM identity: .*access entry")
+        assert sim.stats.unauthorized == 2  # the first answer, and the one after a fresh token
+
+
+# -- Retries, renewals and the deadline -------------------------------------------------------------
+
+
+def _all_pods_emitted(sim, summary: dict, lines: list[str]) -> None:
+    assert summary["failures_by_reason"] == {}
+    assert summary["nodes_scraped"] == len(sim.pods)
+    documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
+    assert set(documents) == {pod.name for pod in sim.pods}
+    for pod in sim.pods:
+        check_pod_document(documents[pod.name], pod, rates=False)
+
+
+def test_list_throttled_is_retried_after_retry_after(credentials, use_cluster, handler_module, capsys):
+    with SimulatedCluster(
+        cluster_name=CLUSTER,
+        pods=3,
+        clock=_clock(),
+        credentials=credentials,
+        faults=Faults(list_throttle=2, retry_after_s=1),
+    ) as sim:
+        use_cluster(sim)
+        started = time.monotonic()
+        summary, lines = invoke(handler_module, capsys)
+        assert time.monotonic() - started >= 2.0  # waited as told, twice
+        assert sim.stats.throttled == 2
+        assert sim.stats.list_calls == 3
+        _all_pods_emitted(sim, summary, lines)
+
+
+def test_list_throttled_past_the_deadline_fails_fast(credentials, use_cluster, handler_module, capsys):
+    with SimulatedCluster(
+        cluster_name=CLUSTER,
+        pods=3,
+        clock=_clock(),
+        credentials=credentials,
+        faults=Faults(list_throttle=100, retry_after_s=20),
+    ) as sim:
+        use_cluster(sim)
+        _failed_run(handler_module, capsys, r"kept throttling the LIST.*HTTP 429", timeout_s=5.0)
+        assert sim.stats.list_calls == 1  # no waiting beyond the deadline
+
+
+def test_unauthorized_renews_the_token_once(credentials, use_cluster, handler_module, capsys):
+    with SimulatedCluster(
+        cluster_name=CLUSTER,
+        pods=3,
+        clock=_clock(),
+        credentials=credentials,
+        faults=Faults(unauthorized_first=1),
+    ) as sim:
+        use_cluster(sim)
+        summary, lines = invoke(handler_module, capsys)
+        assert sim.stats.unauthorized == 1
+        assert sim.stats.list_calls == 1  # the 401 came before the list was served
+        _all_pods_emitted(sim, summary, lines)
+
+
+def test_near_the_deadline_emits_what_it_has(credentials, use_cluster, handler_module, capsys, monkeypatch):
+    monkeypatch.setenv("MAX_IN_FLIGHT", "2")
+    with SimulatedCluster(
+        cluster_name=CLUSTER, pods=16, seed=5, clock=_clock(), credentials=credentials, latency_s=0.4
+    ) as sim:
+        use_cluster(sim)
+        lambda_timeout_s = 2.5
+        started = time.monotonic()
+        summary, lines = invoke(handler_module, capsys, timeout_s=lambda_timeout_s)
+        elapsed = time.monotonic() - started
+    assert elapsed < lambda_timeout_s - 0.5  # returned with time to spare, no exception
+    assert summary["nodes_discovered"] == len(sim.pods)
+    assert summary["nodes_skipped"] > 0
+    assert summary["nodes_scraped"] > 0
+    assert summary["failures_by_reason"] == {}  # a node the run had no time for is skipped, not failed
+    assert summary["nodes_scraped"] + summary["nodes_skipped"] == len(sim.pods)
+    assert summary["pods_emitted"] == summary["nodes_scraped"]
+    documents = pod_documents(lines)
+    assert len(documents) == summary["nodes_scraped"]
+    by_name = {pod.name: pod for pod in sim.pods}
+    for doc in documents:
+        check_pod_document(doc, by_name[doc["PodName"]], rates=False)
+    health = health_document(lines)
+    assert health["NodesSkipped"] == summary["nodes_skipped"]
+    assert health["ScrapeFailures"] == 0
+    assert _summaries(lines)[0]["level"] == "WARNING"
