@@ -20,6 +20,8 @@ TOKEN_PREFIX: Final = "k8s-aws-v1."  # noqa: S105 (a format prefix, not a secret
 CLUSTER_ID_HEADER: Final = "x-k8s-aws-id"
 # EKS accepts a token for 15 minutes after it was signed; renew with a wide margin.
 TOKEN_REFRESH_AFTER_S: Final = 10 * 60
+# eks:DescribeCluster attempts in all (the first and its retries).
+DESCRIBE_CLUSTER_ATTEMPTS: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +93,17 @@ def describe_cluster(session: Any, cluster_name: str, region: str | None) -> Clu
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+    # Throttling and transient errors are retried with botocore's jittered exponential back-off. Bounded
+    # so that even the worst case (every attempt timing out, longest back-offs) ends well inside the
+    # function's timeout with this message, rather than as a Lambda timeout that says nothing.
     eks = session.client(
         "eks",
         region_name=region,
-        config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10),
+        config=Config(
+            retries={"mode": "standard", "total_max_attempts": DESCRIBE_CLUSTER_ATTEMPTS},
+            connect_timeout=3,
+            read_timeout=5,
+        ),
     )
     try:
         cluster = eks.describe_cluster(name=cluster_name)["cluster"]
@@ -113,6 +122,12 @@ def describe_cluster(session: Any, cluster_name: str, region: str | None) -> Clu
             raise ConfigurationError(
                 f"Not allowed to call eks:DescribeCluster on {cluster_name!r}: grant it to the role "
                 f"(the CDK app does), or set CLUSTER_ENDPOINT and CLUSTER_CA_DATA instead. ({code})"
+            ) from err
+        if code in ("ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"):
+            raise ConfigurationError(
+                f"eks:DescribeCluster failed for {cluster_name!r}: {code} after {DESCRIBE_CLUSTER_ATTEMPTS} "
+                "attempts: the next invocation tries again; to avoid the call, set CLUSTER_ENDPOINT and "
+                "CLUSTER_CA_DATA."
             ) from err
         raise ConfigurationError(f"eks:DescribeCluster failed for {cluster_name!r}: {code or err}") from err
     except BotoCoreError as err:
