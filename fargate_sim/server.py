@@ -144,6 +144,9 @@ class _Server(ThreadingHTTPServer):
         sim = self.sim
         try:
             request.settimeout(30)
+            # Like Go's net/http (the real API server): no Nagle. Headers and body leave in two writes;
+            # with Nagle, the body waits for the client's delayed ACK of the headers (40 ms on Linux).
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls = sim._tls.wrap_socket(request, server_side=True)
         except (OSError, ssl.SSLError):
             return

@@ -1,0 +1,1 @@
+"""`make bench`: one collection of thousands of simulated Fargate nodes, measured against baselines."""

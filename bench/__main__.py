@@ -1,0 +1,205 @@
+"""`python -m bench`: the real handler collects a simulated cluster of N Fargate nodes, once warm-up
+and once measured, with the simulator in its own process (realistic gzip payloads, ~30 ms a request).
+
+Prints a table of the numbers beside their targets and baselines measured in the same run, and writes
+them to bench/results.json. `--profile` adds the measured run's cProfile (all threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from .cost import ADOT_POD_USD_PER_MONTH, lambda_monthly_cost
+from .measure import (
+    CountingStdout,
+    cold_import_ms,
+    compare_extraction,
+    invoke_handler,
+    lambda_environment,
+    peak_rss_mb,
+)
+from .simulator_process import simulator
+
+ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+SECRET_KEY = "wJalrXUtnEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+CLUSTER = "bench"
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
+
+# Targets at 5,000 nodes on a 2-core machine (issue #5); the comparison is (<= or >=, value).
+TARGETS: dict[str, tuple[str, float]] = {
+    "wall_s": ("<=", 20.0),
+    "cpu_ms_per_node": ("<=", 0.5),
+    "peak_rss_mb": ("<=", 300.0),
+    "extract_speedup_vs_prometheus_client": (">=", 50.0),
+    "cold_import_ms": ("<=", 400.0),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--nodes", type=int, default=5000, help="Fargate nodes (one pod each)")
+    parser.add_argument("--latency-ms", type=float, default=30.0, help="simulated per-request latency")
+    parser.add_argument("--max-in-flight", type=int, default=64, help="the collector's concurrency cap")
+    parser.add_argument("--memory-mb", type=int, default=512, help="Lambda memory size for the cost")
+    parser.add_argument("--timeout", type=float, default=50.0, help="the simulated Lambda timeout (s)")
+    parser.add_argument("--import-repeat", type=int, default=5, help="fresh interpreters per import time")
+    parser.add_argument("--profile", action="store_true", help="print the measured run's profile")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--output", default=RESULTS, help="where to write the JSON results")
+    args = parser.parse_args(argv)
+    if args.nodes < 1:
+        parser.error("--nodes must be at least 1")
+
+    say = _progress
+    say("cold import of the handler module (fresh interpreters)")
+    cold_ms, heavy = cold_import_ms("fargate_insights.handler", args.import_repeat)
+    kubernetes_ms, _ = cold_import_ms("kubernetes.client", max(1, args.import_repeat // 2))
+
+    say(f"starting the simulator with {args.nodes} Fargate nodes, {args.latency_ms:g} ms latency")
+    with simulator(
+        pods=args.nodes,
+        latency_ms=args.latency_ms,
+        cluster_name=CLUSTER,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+    ) as (sim, sim_stats):
+        say(f"simulator ready at {sim.endpoint} in {sim.started_in_s:.1f} s")
+        environment = {
+            "CLUSTER_NAME": CLUSTER,
+            "CLUSTER_ENDPOINT": sim.endpoint,
+            "CLUSTER_CA_DATA": sim.ca_data,
+            "MAX_IN_FLIGHT": str(args.max_in_flight),
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": "us-east-1",
+            "POWERTOOLS_SERVICE_NAME": "fargate-insights",
+        }
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "STATE_BUCKET"):
+            os.environ.pop(name, None)
+        with lambda_environment(environment):
+            sink = CountingStdout()
+            say("warm-up run")
+            warm = invoke_handler(sink, args.timeout)
+            say(f"warm-up: {warm.wall_s:.2f} s, {warm.summary.get('pods_emitted')} pods")
+            time.sleep(1.0)  # let the counters advance so the measured run computes rates
+            say("measured run")
+            run = invoke_handler(sink, args.timeout, profile=args.profile)
+            rss_mb = peak_rss_mb()
+            payloads = _sample_payloads(min(args.nodes, 40))
+        say("extraction: ours against prometheus_client on the same payloads")
+        extraction = compare_extraction(payloads, repeat=9)
+
+    nodes = args.nodes
+    cost = lambda_monthly_cost(run.wall_s, run.cpu_s, args.memory_mb)
+    client_peak = int(run.summary.get("max_in_flight", 0))
+    server_peak = int(sim_stats.get("max_in_flight", 0))
+    results: dict[str, Any] = {
+        "nodes": nodes,
+        "wall_s": round(run.wall_s, 3),
+        "cpu_ms_per_node": round(run.cpu_s * 1000 / nodes, 4),
+        "peak_rss_mb": round(rss_mb, 1),
+        "max_in_flight": max(client_peak, server_peak),
+        "max_in_flight_cap": args.max_in_flight,
+        "emf_bytes_per_pod": round(run.pod_bytes / max(1, run.pod_documents), 1),
+        "cold_import_ms": round(cold_ms, 1),
+        "cold_import_kubernetes_client_ms": round(kubernetes_ms, 1),
+        "heavy_modules_at_cold_start": heavy,
+        "extract_speedup_vs_prometheus_client": round(extraction.speedup, 1),
+        "extract_ms_per_payload": round(extraction.ours_ms_per_payload, 3),
+        "prometheus_client_ms_per_payload": round(extraction.reference_ms_per_payload, 3),
+        "payload_kib": round(extraction.payload_kib, 1),
+        "latency_ms": args.latency_ms,
+        "pods_emitted": run.summary.get("pods_emitted"),
+        "nodes_failed": run.summary.get("nodes_failed"),
+        "nodes_skipped": run.summary.get("nodes_skipped"),
+        "warmup_wall_s": round(warm.wall_s, 3),
+        "cpu_s": round(run.cpu_s, 3),
+        "lambda_memory_mb": args.memory_mb,
+        "lambda_billed_s_per_run": round(cost.billed_s_per_run, 2),
+        "lambda_usd_per_month": round(cost.usd_per_month, 2),
+        "adot_pod_usd_per_month": round(ADOT_POD_USD_PER_MONTH, 2),
+        "machine_cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    with open(args.output, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=2)
+        handle.write("\n")
+    missed = _print_table(results)
+    if run.profile:
+        print("\nProfile of the measured run (all threads, by own time):\n" + run.profile)
+    print(f"\nwrote {os.path.relpath(args.output)}")
+    return 1 if args.check and missed else 0
+
+
+def _sample_payloads(count: int) -> list[bytes]:
+    """Real answers from the simulator, fetched with the handler's own client (decompressed)."""
+    from fargate_insights import handler
+
+    environment = handler._environment
+    assert environment is not None, "the handler has not run"
+    nodes = environment.kube.list_fargate_nodes(time.monotonic() + 30)[:count]
+    return [environment.kube.fetch_cadvisor(node.name, 10.0) for node in nodes]
+
+
+def _print_table(results: dict[str, Any]) -> list[str]:
+    rows = [
+        ("nodes", "", ""),
+        ("wall_s", "", ""),
+        ("cpu_ms_per_node", "", f"{results['cpu_s']:.2f} s CPU in all"),
+        ("peak_rss_mb", "", ""),
+        ("max_in_flight", f"<= {results['max_in_flight_cap']}", "peak seen by the simulator or the client"),
+        ("emf_bytes_per_pod", "", ""),
+        (
+            "cold_import_ms",
+            "",
+            f"import kubernetes.client alone: {results['cold_import_kubernetes_client_ms']} ms",
+        ),
+        (
+            "extract_speedup_vs_prometheus_client",
+            "",
+            f"{results['extract_ms_per_payload']} ms vs {results['prometheus_client_ms_per_payload']} ms "
+            f"per {results['payload_kib']} KiB payload",
+        ),
+        (
+            "lambda_usd_per_month",
+            "",
+            f"{results['lambda_memory_mb']} MB, {results['lambda_billed_s_per_run']} s billed a run; "
+            f"ADOT pod: ${results['adot_pod_usd_per_month']}",
+        ),
+    ]
+    missed: list[str] = []
+    print(f"\n{'measure':<38} {'value':>10}  {'target':<10} {'':<4} note")
+    for name, target_text, note in rows:
+        value = results[name]
+        verdict = ""
+        if name in TARGETS:
+            op, limit = TARGETS[name]
+            ok = value <= limit if op == "<=" else value >= limit
+            target_text = f"{op} {limit:g}"
+            verdict = "ok" if ok else "MISS"
+            if not ok:
+                missed.append(name)
+        elif name == "max_in_flight":
+            ok = value <= results["max_in_flight_cap"]
+            verdict = "ok" if ok else "MISS"
+            if not ok:
+                missed.append(name)
+        print(f"{name:<38} {value!s:>10}  {target_text:<10} {verdict:<4} {note}")
+    if results["nodes"] != 5000:
+        print("(the targets are for 5,000 nodes)")
+    if results["nodes_failed"] or results["nodes_skipped"]:
+        print(f"WARNING: {results['nodes_failed']} nodes failed and {results['nodes_skipped']} were skipped")
+    return missed
+
+
+def _progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

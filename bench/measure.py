@@ -1,0 +1,210 @@
+"""The measurements: cold import, extraction against the reference parser, one handler run."""
+
+from __future__ import annotations
+
+import contextlib
+import cProfile
+import io
+import json
+import os
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAMBDA_SRC = os.path.join(REPO, "lambda_src")
+
+_IMPORT_PROBE = """
+import sys, time
+started = time.perf_counter()
+import {module}
+elapsed_ms = (time.perf_counter() - started) * 1000
+heavy = sorted(m for m in ("kubernetes", "kubernetes.client", "pydantic", "jmespath", "prometheus_client")
+               if m in sys.modules)
+print(elapsed_ms, ",".join(heavy))
+"""
+
+
+def cold_import_ms(module: str, repeat: int) -> tuple[float, list[str]]:
+    """Median time for a fresh interpreter to import `module` (bytecode already compiled, as in the
+    Lambda package), and which heavy modules it pulled in."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([LAMBDA_SRC, REPO]))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    samples: list[float] = []
+    heavy: list[str] = []
+    for attempt in range(repeat + 1):  # the first run writes __pycache__; it is not counted
+        answer = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE.format(module=module)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        elapsed, _, loaded = answer.stdout.strip().partition(" ")
+        heavy = [m for m in loaded.split(",") if m]
+        if attempt:
+            samples.append(float(elapsed))
+    return statistics.median(samples), heavy
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractionComparison:
+    payloads: int
+    payload_kib: float
+    ours_ms_per_payload: float
+    reference_ms_per_payload: float
+
+    @property
+    def speedup(self) -> float:
+        return self.reference_ms_per_payload / self.ours_ms_per_payload
+
+
+def compare_extraction(payloads: list[bytes], repeat: int) -> ExtractionComparison:
+    """Best-of-`repeat` time of our extractor and of prometheus_client's parser on the same payloads."""
+    from fargate_insights.cadvisor import extract
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def ours() -> None:
+        for payload in payloads:
+            extract(payload)
+
+    def reference() -> None:
+        for payload in payloads:
+            # The reference needs text; the decode is part of its cost, as bytes are what arrives.
+            for family in text_string_to_metric_families(payload.decode("utf-8")):
+                for _sample in family.samples:
+                    pass
+
+    ours_s = _best_of(ours, repeat)
+    reference_s = _best_of(reference, max(1, repeat // 3))
+    count = len(payloads)
+    return ExtractionComparison(
+        payloads=count,
+        payload_kib=sum(map(len, payloads)) / count / 1024,
+        ours_ms_per_payload=ours_s / count * 1000,
+        reference_ms_per_payload=reference_s / count * 1000,
+    )
+
+
+def _best_of(run: Any, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+class CountingStdout(io.TextIOBase):
+    """Lambda's stdout: counts the EMF bytes per namespace and keeps the log lines (not the EMF)."""
+
+    def __init__(self) -> None:
+        self.pod_documents = 0
+        self.pod_bytes = 0
+        self.other_lines: list[str] = []
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        data = self._partial + text
+        *lines, self._partial = data.split("\n")
+        for line in lines:
+            if line.startswith('{"_aws"') and '"ContainerInsights"' in line[:400]:
+                self.pod_documents += 1
+                self.pod_bytes += len(line.encode()) + 1
+            elif line:
+                self.other_lines.append(line)
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+    def reset(self) -> None:
+        self.pod_documents = self.pod_bytes = 0
+        self.other_lines.clear()
+
+
+@dataclass(slots=True)
+class HandlerRun:
+    wall_s: float
+    cpu_s: float
+    summary: dict[str, Any]
+    pod_documents: int
+    pod_bytes: int
+    health: dict[str, Any] = field(default_factory=dict)
+    profile: str = ""
+
+
+class _LambdaContext:
+    """The attributes of Lambda's context object that the handler and Powertools read."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._deadline = time.monotonic() + timeout_s
+        self.function_name = "fargate-insights-bench"
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 512
+        self.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fargate-insights-bench"
+        self.aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@contextlib.contextmanager
+def lambda_environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def invoke_handler(sink: CountingStdout, timeout_s: float, profile: bool = False) -> HandlerRun:
+    """One Lambda invocation in this process, its stdout counted instead of printed."""
+    from fargate_insights import handler
+
+    handler.logger.registered_handler.stream = sink  # type: ignore[attr-defined]
+    sink.reset()
+    profiler = cProfile.Profile() if profile else None
+    cpu_before = _cpu_s()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(sink):
+        if profiler is not None:
+            profiler.enable()
+        try:
+            summary: dict[str, Any] = handler.lambda_handler({}, _LambdaContext(timeout_s))
+        finally:
+            if profiler is not None:
+                profiler.disable()
+    wall_s = time.perf_counter() - started
+    cpu_s = _cpu_s() - cpu_before
+    health: dict[str, Any] = {}
+    for line in sink.other_lines:
+        if line.startswith('{"_aws"') and '"FargateInsights"' in line:
+            health = json.loads(line)
+    report = ""
+    if profiler is not None:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+        report = text.getvalue()
+    return HandlerRun(wall_s, cpu_s, summary, sink.pod_documents, sink.pod_bytes, health, report)
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set (Linux reports KiB), which is what Lambda's memory size bounds."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

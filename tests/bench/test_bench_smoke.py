@@ -1,0 +1,60 @@
+"""The benchmark itself runs end to end (small), so that `make bench` cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = {
+    "nodes",
+    "wall_s",
+    "cpu_ms_per_node",
+    "peak_rss_mb",
+    "max_in_flight",
+    "emf_bytes_per_pod",
+    "cold_import_ms",
+    "extract_speedup_vs_prometheus_client",
+}
+
+
+def test_bench_runs_and_writes_every_result(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    env = dict(os.environ, PYTHONPATH=f"{REPO / 'lambda_src'}{os.pathsep}{REPO}")
+    answer = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--nodes",
+            "24",
+            "--max-in-flight",
+            "4",
+            "--latency-ms",
+            "5",
+            "--import-repeat",
+            "1",
+            "--output",
+            str(output),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert KEYS <= set(results)
+    assert results["nodes"] == 24
+    assert results["pods_emitted"] == 24
+    assert results["nodes_failed"] == 0 and results["nodes_skipped"] == 0
+    assert 0 < results["max_in_flight"] <= 4  # the cap holds, as seen by the simulator
+    assert results["emf_bytes_per_pod"] > 500
+    assert results["extract_speedup_vs_prometheus_client"] > 1
+    assert "kubernetes" not in results["heavy_modules_at_cold_start"]
+    assert "cpu_ms_per_node" in answer.stdout and "MISS" not in answer.stdout.split("max_in_flight", 1)[1][:80]
