@@ -1,0 +1,224 @@
+"""Counter history: across a cold start (a new interpreter, state in S3), pod restarts and resets.
+
+S3 is moto's. The cold start is a subprocess (tests/e2e/run_handler.py) that reaches the simulator
+through CLUSTER_ENDPOINT/CLUSTER_CA_DATA and finds in its own moto the state object this process's run
+left (moto's server mode, which two processes could share, needs Flask, which is not installed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fargate_sim import ManualClock, SimulatedCluster
+from fargate_sim.model import generate_pods
+
+from .conftest import CLUSTER, REGION, check_pod_document, invoke, pod_documents
+
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "fargate-insights-state"
+STATE_KEY = f"state/{CLUSTER}.json"
+
+
+@pytest.fixture
+def sim(credentials):
+    clock = ManualClock(float(int(time.time())))
+    with SimulatedCluster(
+        cluster_name=CLUSTER, pods=8, seed=31, clock=clock, credentials=credentials
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def s3(credentials, monkeypatch):
+    """moto's S3 with the state bucket; the function is configured to keep its state there."""
+    from moto import mock_aws
+
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        monkeypatch.setenv("STATE_BUCKET", BUCKET)
+        monkeypatch.delenv("STATE_KEY", raising=False)
+        yield client
+
+
+def _stored(s3, key: str = STATE_KEY) -> bytes:
+    body: bytes = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return body
+
+
+def _cold_start(tmp_path: Path, state: bytes | None) -> tuple[dict, list[str], bytes | None]:
+    """One invocation in a new interpreter; S3 there starts with `state` at the state key."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "lambda_src"), str(ROOT)])
+    command = [sys.executable, str(ROOT / "tests" / "e2e" / "run_handler.py")]
+    if state is not None:
+        (tmp_path / "state-in.json").write_bytes(state)
+        command += [
+            "--state-in",
+            str(tmp_path / "state-in.json"),
+            "--state-out",
+            str(tmp_path / "state-out.json"),
+        ]
+    else:
+        env.pop("STATE_BUCKET", None)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    lines = done.stdout.splitlines()
+    after = (tmp_path / "state-out.json").read_bytes() if state is not None else None
+    return json.loads(lines[-1])["summary"], lines[:-1], after
+
+
+def _new_pod(sim, seed: int):
+    """A pod that was not there before, starting now."""
+    pod = generate_pods(1, seed, sim.clock.now(), REGION)[0]
+    assert pod.node_name not in sim.node_names and pod.name not in {p.name for p in sim.pods}
+    return dataclasses.replace(pod, start_time=sim.clock.now())
+
+
+def test_cold_start_with_state_in_s3_emits_rates_for_every_pod(
+    sim, s3, use_cluster, handler_module, capsys, tmp_path
+):
+    use_cluster(sim)
+    summary, lines = invoke(handler_module, capsys)  # the first execution environment's one run
+    assert summary["pods_emitted"] == len(sim.pods)
+    assert all("pod_cpu_usage_total" not in doc for doc in pod_documents(lines))  # no history yet
+    stored = json.loads(_stored(s3))
+    assert stored["version"] == 1 and stored["last_run_ms"] and stored["counters"]
+
+    sim.clock.advance(20.0)
+    newcomer = _new_pod(sim, seed=9001)
+    sim.add_pod(newcomer)  # started after the previous run: its counters began at zero at its start
+    sim.clock.advance(40.0)
+
+    summary, lines, after = _cold_start(tmp_path, _stored(s3))
+    assert summary["failures_by_reason"] == {}
+    assert summary["pods_emitted"] == len(sim.pods) == 9
+    for line in lines:
+        json.loads(line)
+    documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
+    assert set(documents) == {pod.name for pod in sim.pods}
+    for pod in sim.pods:
+        check_pod_document(documents[pod.name], pod, rates=True)  # CPU and network rates for all
+    history = [json.loads(line) for line in lines if '"counter history loaded"' in line]
+    assert history and history[0]["series"] > 0
+    assert after is not None and newcomer.uid in after.decode()  # and it saved its own history
+
+
+def test_without_state_a_cold_start_has_no_rates(sim, use_cluster, handler_module, capsys, tmp_path):
+    """The contrast: what the S3 state buys (and proof that the subprocess really starts cold)."""
+    use_cluster(sim)
+    invoke(handler_module, capsys)
+    sim.clock.advance(60.0)
+    summary, lines, _ = _cold_start(tmp_path, None)
+    assert summary["pods_emitted"] == len(sim.pods)
+    assert all("pod_cpu_usage_total" not in doc for doc in pod_documents(lines))
+
+
+def test_overlapping_writers_merge_instead_of_overwriting(s3):
+    from fargate_insights.collector import CollectorState
+    from fargate_insights.state_store import S3StateStore, decode
+
+    key = "state/overlap.json"
+    first, second = S3StateStore(s3, BUCKET, key), S3StateStore(s3, BUCKET, key)
+    assert first.load() is None and second.load() is None  # both start before either has written
+
+    first.save(CollectorState({"a|cpu": (1.0, 1_000), "shared|cpu": (5.0, 2_000)}, last_run_ms=900))
+    second.save(CollectorState({"b|cpu": (2.0, 1_500), "shared|cpu": (4.0, 1_800)}, last_run_ms=1_400))
+    merged = decode(_stored(s3, key))
+    assert merged is not None
+    assert merged.counters == {"a|cpu": (1.0, 1_000), "b|cpu": (2.0, 1_500), "shared|cpu": (5.0, 2_000)}
+    assert merged.last_run_ms == 1_400
+
+    # The first writer's ETag is stale now: its next save merges the second writer's series too.
+    first.save(CollectorState({"a|cpu": (3.0, 61_000)}, last_run_ms=60_900))
+    merged = decode(_stored(s3, key))
+    assert merged is not None
+    assert merged.counters == {"a|cpu": (3.0, 61_000), "b|cpu": (2.0, 1_500), "shared|cpu": (5.0, 2_000)}
+    assert merged.last_run_ms == 60_900
+
+
+def test_two_overlapping_environments_keep_the_state_whole(sim, s3, use_cluster, handler_module, capsys):
+    """A second execution environment runs and saves while the first is alive; the first saves again."""
+    use_cluster(sim)
+    invoke(handler_module, capsys)  # environment A: holds the state object's ETag
+    warm = handler_module._environment
+    sim.clock.advance(60.0)
+    newcomer = _new_pod(sim, seed=9002)
+    sim.add_pod(newcomer)
+    handler_module._environment = None  # environment B: a cold start, loads A's state
+    invoke(handler_module, capsys)
+    handler_module._environment.kube.close()
+    handler_module._environment = warm
+    sim.remove_pod(newcomer.name)
+    sim.clock.advance(60.0)
+    summary, _ = invoke(handler_module, capsys)  # A's ETag is stale: its save must merge, not overwrite
+    assert summary["pods_emitted"] == len(sim.pods)
+
+    from fargate_insights.state_store import decode
+
+    state = decode(_stored(s3))
+    assert state is not None
+    uids = {key.split("|", 1)[0] for key in state.counters}
+    assert {pod.uid for pod in sim.pods} | {newcomer.uid} <= uids  # B's newcomer survived A's save
+    newest = max(ts for _, ts in state.counters.values())
+    assert newest >= (sim.clock.now() - 5) * 1000  # the latest samples are the ones kept
+
+
+# -- Counters that go down, pods that come back -----------------------------------------------------
+
+
+def test_counter_reset_gives_no_value_that_cycle_never_a_negative_one(
+    sim, use_cluster, handler_module, capsys
+):
+    use_cluster(sim)
+    invoke(handler_module, capsys)
+    sim.clock.advance(60.0)
+    invoke(handler_module, capsys)
+    victim = sim.pods[1]
+    # The sandbox and the pod cgroup restart under the same pod UID: every counter starts from 0 again.
+    victim.start_time = sim.clock.now() + 10.0
+    sim.clock.advance(60.0)
+    summary, lines = invoke(handler_module, capsys)
+    assert summary["failures_by_reason"] == {}
+    documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
+    doc = documents[victim.name]
+    for name in ("pod_cpu_usage_total", "pod_cpu_utilization_over_pod_limit"):
+        assert name not in doc  # the counter went down: no value this cycle
+    for name in ("pod_network_rx_bytes", "pod_network_tx_bytes"):
+        assert name not in doc
+    check_pod_document(doc, victim, rates=False)  # every value left is non-negative and right
+    for pod in sim.pods:
+        if pod is not victim:
+            check_pod_document(documents[pod.name], pod)
+
+    sim.clock.advance(60.0)  # the cycle after: rates again, from the new counters
+    _, lines = invoke(handler_module, capsys)
+    check_pod_document({d["PodName"]: d for d in pod_documents(lines)}[victim.name], victim)
+
+
+def test_recreated_pod_is_a_new_series_with_a_rate_since_its_start(sim, use_cluster, handler_module, capsys):
+    use_cluster(sim)
+    invoke(handler_module, capsys)
+    victim = sim.pods[3]
+    sim.clock.advance(30.0)
+    fresh = sim.recreate_pod(victim.name)  # same name, new UID, counters from zero at its start
+    sim.clock.advance(30.0)
+    _, lines = invoke(handler_module, capsys)
+    documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
+    doc = documents[victim.name]
+    assert fresh.uid != victim.uid
+    # Never a rate across the two pods' counters (that would be negative, or near zero); the new pod
+    # started after the previous run, so its counters' whole life is a rate, exactly.
+    check_pod_document(doc, fresh, rates=True)
+    for pod in sim.pods:
+        check_pod_document(documents[pod.name], pod)
