@@ -57,4 +57,6 @@ def test_bench_runs_and_writes_every_result(tmp_path: Path) -> None:
     assert results["emf_bytes_per_pod"] > 500
     assert results["extract_speedup_vs_prometheus_client"] > 1
     assert "kubernetes" not in results["heavy_modules_at_cold_start"]
-    assert "cpu_ms_per_node" in answer.stdout and "MISS" not in answer.stdout.split("max_in_flight", 1)[1][:80]
+    assert (
+        "cpu_ms_per_node" in answer.stdout and "MISS" not in answer.stdout.split("max_in_flight", 1)[1][:80]
+    )
