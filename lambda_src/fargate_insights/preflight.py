@@ -13,7 +13,6 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -25,10 +24,14 @@ from .report_table import pod_documents, render
 from .settings import ConfigurationError, decode_ca_data, validate_endpoint
 
 RBAC_FIX = "kubectl apply -f infra/rbac.yaml"
+# The Kubernetes group infra/rbac.yaml binds, and the CDK app's access entry maps the function's role to.
+RBAC_GROUP = "fargate-insights"
+# (connect, read) seconds for each SelfSubjectAccessReview: an unreachable endpoint must not hang.
+REVIEW_TIMEOUT = (5.0, 15.0)
 
 
 class PreflightFailure(Exception):
-    """A prerequisite is missing; the message says how to fix it."""
+    """A prerequisite is missing; the message says what is wrong, then (next lines) how to fix it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="overall time limit (s)")
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    checks = _Checks(out)
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Check each prerequisite in order, then collect once: 0 when the collection ran, else 1.
+
+    The checks go to `out` before the table; with --format emf to `err`, so that `out` has only the EMF
+    lines. `out` and `err` default to the streams current at the call.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    checks = _Checks(err if args.format == "emf" else out)
     try:
         _preflight_and_collect(args, checks, out)
     except PreflightFailure as failure:
@@ -66,35 +76,67 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 class _Checks:
+    """One line per check; a failure's further lines (the fix) are indented under it."""
+
     def __init__(self, out: TextIO) -> None:
-        self._out = out
+        self.out = out
+
+    def title(self, text: str) -> None:
+        self.out.write(text + "\n")
 
     def ok(self, what: str) -> None:
-        self._out.write(f"  ok    {what}\n")
+        self._write("ok", what)
+
+    def warn(self, what: str) -> None:
+        self._write("WARN", what)
 
     def fail(self, what: str) -> None:
-        self._out.write(f"  FAIL  {what}\n")
+        self._write("FAIL", what)
 
-    def step(self, what: str, action: Callable[[], str]) -> None:
-        self.ok(f"{what}: {action()}")
+    def _write(self, label: str, text: str) -> None:
+        first, *rest = text.splitlines() or [""]
+        self.out.write(f"  {label:<4}  {first}\n")
+        for line in rest:
+            self.out.write(f"        {line}\n")
+        self.out.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """What the fixes name: the cluster, its region and the identity the checks run as."""
+
+    cluster: str
+    region: str
+    principal: str = ""
+
+    @property
+    def cli(self) -> str:
+        """The AWS CLI options that name this cluster."""
+        return f"--cluster-name {self.cluster} --region {self.region}"
+
+    @property
+    def who(self) -> str:
+        return self.principal or "<your IAM principal ARN>"
 
 
 def _preflight_and_collect(args: argparse.Namespace, checks: _Checks, out: TextIO) -> None:
     import boto3
 
-    out.write(f"Preflight for EKS cluster {args.cluster!r}\n")
+    checks.title(f"Preflight for EKS cluster {args.cluster!r}")
     session = boto3.session.Session(region_name=args.region)
     region = session.region_name
     if not region:
-        raise PreflightFailure("no AWS region: pass --region or set AWS_REGION / a profile region")
-    session = _credentials(session, args, checks)
-    access = _cluster_access(session, args, region, checks)
+        raise PreflightFailure(
+            "no AWS region\nFix: pass --region REGION, or set AWS_REGION or your profile's region"
+        )
+    session, where = _credentials(session, args, _Where(args.cluster, region), checks)
+    access = _cluster_access(session, args, where, checks)
     tokens = TokenProvider(args.cluster, session, region)
     try:
-        tokens.token()
-    except ConfigurationError as err:
-        raise PreflightFailure(str(err)) from err
-    _token_and_permissions(access, tokens.token(), checks)
+        token = tokens.token()
+    except ConfigurationError as error:
+        raise PreflightFailure(str(error)) from error
+    _token_and_permissions(access, token, where, checks, args.role_arn)
     kube = KubeClient(
         access.endpoint,
         access.ca_pem,
@@ -103,31 +145,42 @@ def _preflight_and_collect(args: argparse.Namespace, checks: _Checks, out: TextI
         max_in_flight=args.max_in_flight,
     )
     deadline = time.monotonic() + args.timeout
-    try:
-        nodes = kube.list_fargate_nodes(deadline)
-    except KubeApiError as err:
-        raise PreflightFailure(f"listing Fargate nodes failed: {err}") from err
-    if not nodes:
-        raise PreflightFailure(
-            "no Fargate nodes found (label eks.amazonaws.com/compute-type=fargate): create a Fargate "
-            "profile whose selectors match running pods (`eksctl create fargateprofile ...`)"
-        )
-    checks.ok(f"Fargate nodes found: {len(nodes)}")
     lines: list[str] = []
 
     def sink(line: str, _: PodMetrics) -> None:
         lines.append(line)
 
-    collector = Collector(args.cluster, kube, CollectorState(), sink, max_in_flight=args.max_in_flight)
     try:
-        report = collector.run(deadline)
-    except CollectionError as err:
-        raise PreflightFailure(str(err)) from err
+        try:
+            nodes = kube.list_fargate_nodes(deadline)
+        except KubeApiError as error:
+            raise PreflightFailure(f"listing the Fargate nodes failed: {error}") from error
+        if not nodes:
+            raise PreflightFailure(
+                "no Fargate nodes found (no node is labelled eks.amazonaws.com/compute-type=fargate): "
+                "no pod of this cluster runs on Fargate\n"
+                "Fix: create a Fargate profile whose selectors match the pods to monitor, then restart "
+                "those pods:\n"
+                f"  aws eks create-fargate-profile {where.cli} --fargate-profile-name NAME "
+                "--pod-execution-role-arn ROLE_ARN --selectors namespace=NAMESPACE\n"
+                "`kubectl get nodes -l eks.amazonaws.com/compute-type=fargate` lists the Fargate nodes"
+            )
+        checks.ok(f"Fargate nodes found: {len(nodes)}")
+        collector = Collector(args.cluster, kube, CollectorState(), sink, max_in_flight=args.max_in_flight)
+        try:
+            report = collector.run(deadline)
+        except CollectionError as error:
+            raise PreflightFailure(str(error)) from error
     finally:
         kube.close()
-    if report.failures:
+    if report.failures or report.nodes_skipped:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(report.failures.items()))
-        checks.fail(f"some node scrapes failed ({reasons}); the Lambda would count them the same way")
+        checks.warn(
+            f"cAdvisor read on {report.nodes_scraped} of {report.nodes_discovered} nodes; "
+            f"{report.scrape_failures} failed ({reasons or 'none'}), {report.nodes_skipped} not reached "
+            "before --timeout\nThe function counts them the same way (metric ScrapeFailures); their "
+            "pods are missing from the table"
+        )
     else:
         checks.ok(f"cAdvisor read through the API server proxy on {report.nodes_scraped} nodes")
     if args.format == "emf":
@@ -139,16 +192,20 @@ def _preflight_and_collect(args: argparse.Namespace, checks: _Checks, out: TextI
             "(CPU and network are rates and need two samples: the deployed function reports them from "
             "its second run on)\n"
         )
+    out.flush()
 
 
-def _credentials(session: Any, args: argparse.Namespace, checks: _Checks) -> Any:
+def _credentials(
+    session: Any, args: argparse.Namespace, where: _Where, checks: _Checks
+) -> tuple[Any, _Where]:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     if session.get_credentials() is None:
         raise PreflightFailure(
-            "no AWS credentials: run `aws configure`, set AWS_PROFILE, or export AWS_ACCESS_KEY_ID/"
-            "AWS_SECRET_ACCESS_KEY"
+            "no AWS credentials found\n"
+            "Fix: run `aws configure` (or `aws sso login --profile NAME` and set AWS_PROFILE=NAME), or "
+            "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         )
     try:
         sts = session.client("sts")
@@ -164,41 +221,93 @@ def _credentials(session: Any, args: argparse.Namespace, checks: _Checks) -> Any
             )
             sts = session.client("sts")
         identity = sts.get_caller_identity()
-    except (ClientError, BotoCoreError) as err:
+    except (ClientError, BotoCoreError) as error:
         raise PreflightFailure(
-            f"AWS credentials are not usable ({err}): refresh them (`aws sso login`, new keys)"
-            + (f", and check that you may assume {args.role_arn}" if args.role_arn else "")
-        ) from err
-    checks.ok(f"AWS credentials: {identity.get('Arn')}")
-    return session
+            f"AWS credentials are not usable ({error})\n"
+            "Fix: refresh them (`aws sso login`, new access keys)"
+            + (
+                f"; check that your identity may assume {args.role_arn} (its trust policy)"
+                if args.role_arn
+                else ""
+            )
+        ) from error
+    arn = str(identity.get("Arn", ""))
+    checks.ok(f"AWS credentials: {arn}")
+    return session, _Where(where.cluster, where.region, principal_arn(arn))
 
 
-def _cluster_access(session: Any, args: argparse.Namespace, region: str, checks: _Checks) -> ClusterAccess:
+def principal_arn(caller_arn: str) -> str:
+    """The ARN an access entry names: a role's, not its session's (STS prints the assumed-role form).
+
+    A role with a path has it in its ARN, which the assumed-role form leaves out; `aws iam get-role`
+    prints the full one.
+    """
+    parts = caller_arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        role = parts[5].split("/")[1]
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
+    return caller_arn
+
+
+def _cluster_access(session: Any, args: argparse.Namespace, where: _Where, checks: _Checks) -> ClusterAccess:
     if args.endpoint or args.ca_data:
         if not (args.endpoint and args.ca_data):
-            raise PreflightFailure("--endpoint and --ca-data go together: pass both or neither")
+            raise PreflightFailure(
+                "--endpoint and --ca-data go together\nFix: pass both, or neither (DescribeCluster then "
+                "finds them)"
+            )
         try:
             access = ClusterAccess(
                 endpoint=validate_endpoint(args.endpoint, "--endpoint"),
                 ca_pem=decode_ca_data(args.ca_data, "--ca-data"),
             )
-        except ConfigurationError as err:
-            raise PreflightFailure(str(err)) from err
+        except ConfigurationError as error:
+            raise PreflightFailure(str(error)) from error
         checks.ok(f"cluster endpoint (given): {access.endpoint}")
         return access
     try:
-        access = describe_cluster(session, args.cluster, region)
-    except ConfigurationError as err:
-        raise PreflightFailure(str(err)) from err
+        access = describe_cluster(session, args.cluster, where.region)
+    except ConfigurationError as error:
+        raise PreflightFailure(_describe_advice(session, where, error)) from error
     checks.ok(f"eks:DescribeCluster: {access.endpoint}")
     return access
 
 
-def _token_and_permissions(access: ClusterAccess, token: str, checks: _Checks) -> None:
+def _describe_advice(session: Any, where: _Where, error: ConfigurationError) -> str:
+    """DescribeCluster's failure in this command's terms (its options, not the function's settings)."""
+    from botocore.exceptions import ClientError
+
+    cause = error.__cause__
+    code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""
+    if code == "ResourceNotFoundException":
+        try:
+            names = session.client("eks", region_name=where.region).list_clusters().get("clusters", [])
+            there = f"clusters there: {', '.join(names)}" if names else "there is no cluster there"
+        except Exception:  # only a hint; the command below lists them too
+            there = "could not list the clusters there"
+        return (
+            f"EKS cluster {where.cluster!r} not found in region {where.region} ({there})\n"
+            "Fix: check --cluster and --region; `aws eks list-clusters --region REGION` lists a region's "
+            "clusters"
+        )
+    if code in ("AccessDeniedException", "UnauthorizedOperation", "AccessDenied"):
+        return (
+            f"{where.who} may not call eks:DescribeCluster on {where.cluster!r} ({code})\n"
+            "Fix: allow it eks:DescribeCluster on the cluster, or pass --endpoint and --ca-data as "
+            "someone who may prints them:\n"
+            f"  aws eks describe-cluster --name {where.cluster} --region {where.region} "
+            "--query 'cluster.[endpoint,certificateAuthority.data]' --output text"
+        )
+    return str(error)
+
+
+def _token_and_permissions(
+    access: ClusterAccess, token: str, where: _Where, checks: _Checks, role_arn: str | None
+) -> None:
     """SelfSubjectAccessReviews through the kubernetes client: proves the token and checks RBAC."""
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
 
+    # This client version reads the CA from a file only (its Configuration has no in-memory CA option).
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as ca_file:
         ca_file.write(access.ca_pem)
     try:
@@ -208,8 +317,40 @@ def _token_and_permissions(access: ClusterAccess, token: str, checks: _Checks) -
             api_key_prefix={"BearerToken": "Bearer"},
             ssl_ca_cert=ca_file.name,
         )
-        api = client.AuthorizationV1Api(client.ApiClient(config))
-        denied = []
+        config.retries = 1
+        denied = _reviews(client.ApiClient(config), access.endpoint, where)
+    finally:
+        os.unlink(ca_file.name)
+    checks.ok("token accepted by the API server")
+    if not denied:
+        checks.ok("RBAC: " + ", ".join(str(p) for p in REQUIRED_PERMISSIONS))
+        return
+    advice = (
+        f"not allowed: {', '.join(denied)} (for {where.who})\n"
+        f"Fix: apply the collector's RBAC, which lets the Kubernetes group {RBAC_GROUP!r} list nodes and "
+        "get nodes/proxy:\n"
+        f"  {RBAC_FIX}\n"
+        "and put the identity in that group with its EKS access entry (`aws eks describe-access-entry` "
+        "shows its groups):\n"
+        f"  aws eks update-access-entry {where.cli} --principal-arn {where.who} "
+        f"--kubernetes-groups {RBAC_GROUP}"
+    )
+    if not role_arn:
+        advice += (
+            "\nThis ran as yourself: to check the function's own access, run it again with "
+            "--role-arn <the function's role ARN>"
+        )
+    raise PreflightFailure(advice)
+
+
+def _reviews(api_client: Any, endpoint: str, where: _Where) -> list[str]:
+    """The required permissions the API server denies this token (401 and network errors raise)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    denied: list[str] = []
+    with api_client:
+        api = client.AuthorizationV1Api(api_client)
         for permission in REQUIRED_PERMISSIONS:
             review = client.V1SelfSubjectAccessReview(
                 spec=client.V1SelfSubjectAccessReviewSpec(
@@ -221,33 +362,53 @@ def _token_and_permissions(access: ClusterAccess, token: str, checks: _Checks) -
                 )
             )
             try:
-                answer = api.create_self_subject_access_review(review)
-            except ApiException as err:
-                if err.status == 401:
-                    raise PreflightFailure(
-                        "the API server rejected the token (401): this identity is not mapped into the "
-                        "cluster; create an EKS access entry for it (the CDK app does for the function's "
-                        "role) or add it to the aws-auth ConfigMap's mapRoles"
-                    ) from err
+                answer = api.create_self_subject_access_review(review, _request_timeout=REVIEW_TIMEOUT)
+            except ApiException as error:
+                if error.status == 401:
+                    raise PreflightFailure(_unauthorized_advice(where)) from error
                 raise PreflightFailure(
-                    f"SelfSubjectAccessReview failed: HTTP {err.status} {err.reason}"
-                ) from err
-            except Exception as err:  # urllib3/ssl errors: unreachable endpoint or wrong CA
-                raise PreflightFailure(
-                    f"cannot reach the API server at {access.endpoint} ({type(err).__name__}): for a private "
-                    "endpoint run this from inside the VPC; check the CA"
-                ) from err
+                    f"SelfSubjectAccessReview failed: HTTP {error.status} {error.reason}"
+                ) from error
+            except Exception as error:  # urllib3/ssl errors: unreachable endpoint or wrong CA
+                raise PreflightFailure(_unreachable_advice(endpoint, error)) from error
             if not answer.status.allowed:
                 denied.append(str(permission))
-        checks.ok("token accepted by the API server")
-        if denied:
-            raise PreflightFailure(
-                f"not allowed: {', '.join(denied)}. Apply the collector's RBAC (`{RBAC_FIX}`) and map the "
-                "identity to its group (EKS access entry with kubernetes group fargate-insights)"
-            )
-        checks.ok("RBAC: " + ", ".join(str(p) for p in REQUIRED_PERMISSIONS))
-    finally:
-        os.unlink(ca_file.name)
+    return denied
+
+
+def _unauthorized_advice(where: _Where) -> str:
+    return (
+        f"the API server rejected the token (401 Unauthorized): {where.who} is not mapped into the "
+        "cluster\n"
+        "Fix: create an EKS access entry for it (the CDK app creates one for the function's role):\n"
+        f"  aws eks create-access-entry {where.cli} --principal-arn {where.who} "
+        f"--kubernetes-groups {RBAC_GROUP}\n"
+        f"`aws eks list-access-entries {where.cli}` lists the entries. A cluster in CONFIG_MAP "
+        "authentication mode needs an aws-auth mapRoles entry instead. A token for another cluster name, "
+        "or from a clock more than a few minutes off, is refused the same way"
+    )
+
+
+def _unreachable_advice(endpoint: str, error: Exception) -> str:
+    import ssl
+
+    from urllib3.exceptions import MaxRetryError, SSLError
+
+    cause: BaseException = error
+    if isinstance(error, MaxRetryError) and error.reason is not None:
+        cause = error.reason
+    if isinstance(cause, SSLError | ssl.SSLError):
+        return (
+            f"TLS verification of the API server at {endpoint} failed ({cause})\n"
+            "Fix: the CA must be the cluster's own: pass certificateAuthority.data unchanged as --ca-data "
+            "(`aws eks describe-cluster --name NAME --query cluster.certificateAuthority.data --output "
+            "text`), or leave out --endpoint and --ca-data to use DescribeCluster"
+        )
+    return (
+        f"cannot reach the API server at {endpoint} ({type(cause).__name__}: {cause})\n"
+        "Fix: check the endpoint. A private endpoint answers only inside the cluster's VPC (or a network "
+        "connected to it), with 443 allowed from here on the cluster security group"
+    )
 
 
 def ca_data_of(pem: str) -> str:
