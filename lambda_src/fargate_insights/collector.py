@@ -259,7 +259,11 @@ def _listing_advice(err: KubeApiError) -> str:
             "the API server could not be reached: check the endpoint, and for a private endpoint the "
             "function's VPC, subnets and security groups"
         ),
-        "tls": "TLS verification failed: CLUSTER_CA_DATA must be the cluster's certificateAuthority.data",
+        "tls": (
+            "TLS verification failed: the API server's certificate is not signed by the cluster's CA. "
+            "CLUSTER_CA_DATA, when set, must be the cluster's certificateAuthority.data unchanged, and "
+            "CLUSTER_ENDPOINT the cluster's endpoint (verification cannot be turned off)"
+        ),
         "http_429": (
             "the API server kept throttling the LIST past the run's deadline (API Priority and "
             "Fairness): raise the function's timeout, or give its user a FlowSchema with more concurrency"

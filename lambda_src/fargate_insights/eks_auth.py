@@ -8,6 +8,7 @@ it is fresh and renewed well before the API server's 15-minute limit. It is neve
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,21 @@ CLUSTER_ID_HEADER: Final = "x-k8s-aws-id"
 TOKEN_REFRESH_AFTER_S: Final = 10 * 60
 # eks:DescribeCluster attempts in all (the first and its retries).
 DESCRIBE_CLUSTER_ATTEMPTS: Final = 4
+
+
+class _NoSignatures(logging.Filter):
+    """Drop botocore's DEBUG record of each SigV4 signature.
+
+    For the EKS token that signature is the secret: with the canonical request botocore logs next to it,
+    anyone reading DEBUG logs could rebuild a valid token.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Signature:"))
+
+
+_NO_SIGNATURES: Final = _NoSignatures()
+logging.getLogger("botocore.auth").addFilter(_NO_SIGNATURES)  # idempotent: the same filter object
 
 
 @dataclass(frozen=True, slots=True)
