@@ -78,7 +78,6 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         # the cycles are a fraction of a second apart.
         housekeeping_s=min(1.0, args.interval / 2),
     )
-    failed_cycles = 0
     with sim, _demo_environment(sim.endpoint, sim.ca_data):
         from . import handler
 
@@ -90,40 +89,52 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
                 f"Simulated EKS cluster {DEMO_CLUSTER!r} at {sim.endpoint}: {args.pods} Fargate pods, "
                 f"{args.cycles} cycles {args.interval:g} s apart\n"
             )
-        for cycle in range(1, args.cycles + 1):
-            if cycle > 1:
-                time.sleep(args.interval)
-            captured = io.StringIO()
-            summary: dict[str, Any] | None = None
-            failure = ""
-            with contextlib.redirect_stdout(captured):
-                try:
-                    context: Any = LambdaContextStub(args.timeout)
-                    summary = handler.lambda_handler({}, context)
-                except Exception as error:
-                    failure = f"{type(error).__name__}: {error}"
-            lines = captured.getvalue().splitlines()
-            heading = f"cycle {cycle}/{args.cycles}"
-            outcome = describe_summary(summary) if summary is not None else f"run failed: {failure}"
-            failed_cycles += summary is None
-            if args.format == "emf":
-                for line in lines:
-                    if '"_aws"' in line:
-                        out.write(line + "\n")
-                out.flush()
-                err.write(f"{heading} summary: {outcome}\n")
-                continue
-            documents = pod_documents(lines)
-            out.write(f"\n== {heading}: {len(documents)} pod documents ==\n")
-            out.write(render(documents) + "\n")
-            out.write(f"summary: {outcome}\n")
-            if cycle == 1 and args.cycles > 1:
-                out.write("(CPU and network are rates: they appear from the second cycle on)\n")
-        out.flush()
+        try:
+            failed_cycles = _cycles(args, handler, out, err)
+        finally:
+            # The execution environment the handler kept (its connection pool to the simulator).
+            if handler._environment is not None:
+                handler._environment.kube.close()
+                handler._environment = None
     if failed_cycles:
         err.write(f"{failed_cycles} of {args.cycles} cycles failed\n")
         return 1
     return 0
+
+
+def _cycles(args: argparse.Namespace, handler: Any, out: TextIO, err: TextIO) -> int:
+    """Invoke the handler `args.cycles` times and print what each invocation wrote; the failed count."""
+    failed_cycles = 0
+    for cycle in range(1, args.cycles + 1):
+        if cycle > 1:
+            time.sleep(args.interval)
+        captured = io.StringIO()
+        summary: dict[str, Any] | None = None
+        failure = ""
+        with contextlib.redirect_stdout(captured):
+            try:
+                summary = handler.lambda_handler({}, LambdaContextStub(args.timeout))
+            except Exception as error:
+                failure = f"{type(error).__name__}: {error}"
+        lines = captured.getvalue().splitlines()
+        heading = f"cycle {cycle}/{args.cycles}"
+        outcome = describe_summary(summary) if summary is not None else f"run failed: {failure}"
+        failed_cycles += summary is None
+        if args.format == "emf":
+            for line in lines:
+                if '"_aws"' in line:
+                    out.write(line + "\n")
+            out.flush()
+            err.write(f"{heading} summary: {outcome}\n")
+            continue
+        documents = pod_documents(lines)
+        out.write(f"\n== {heading}: {len(documents)} pod documents ==\n")
+        out.write(render(documents) + "\n")
+        out.write(f"summary: {outcome}\n")
+        if cycle == 1 and args.cycles > 1:
+            out.write("(CPU and network are rates: they appear from the second cycle on)\n")
+    out.flush()
+    return failed_cycles
 
 
 def _invalid(args: argparse.Namespace) -> str:

@@ -51,8 +51,7 @@ class Run:
     leftover_processes: bool
 
 
-def run_demo(*args: str, timeout: float = 30.0) -> Run:
-    """The demo in its own session: whatever it started is in its process group, findable after exit."""
+def demo_env() -> dict[str, str]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO / "lambda_src"), str(REPO)]),
@@ -63,10 +62,15 @@ def run_demo(*args: str, timeout: float = 30.0) -> Run:
     }
     for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         env.pop(name, None)
+    return env
+
+
+def run_demo(*args: str, timeout: float = 30.0) -> Run:
+    """The demo in its own session: whatever it started is in its process group, findable after exit."""
     process = subprocess.Popen(
         [sys.executable, "-m", "fargate_insights", "demo", "--interval", INTERVAL, *args],
         cwd=REPO,
-        env=env,
+        env=demo_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -353,6 +357,27 @@ def test_every_node_is_either_in_the_documents_or_counted_by_reason() -> None:
     # without metrics); any other node is counted by reason.
     assert record["pods_emitted"] + record["pods_without_metrics"] == record["nodes_scraped"], record
     assert record["nodes_scraped"] + record["nodes_failed"] + record["nodes_skipped"] == 50
+
+
+def test_a_reader_that_stops_early_ends_the_demo_quietly(tmp_path) -> None:
+    """`make demo ARGS="--format emf" | head -1`: no traceback when the pipe closes."""
+    stderr_path = tmp_path / "stderr"
+    command = [sys.executable, "-m", "fargate_insights", "demo", "--interval", INTERVAL]
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen(
+            [*command, "--format", "emf", "--pods", "6", "--cycles", "2"],
+            cwd=REPO,
+            env=demo_env(),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        assert process.stdout is not None
+        json.loads(process.stdout.readline())
+        process.stdout.close()  # while the second cycle is still to come, 0.2 s later
+        returncode = process.wait(timeout=30)
+    assert returncode == 1
+    assert "Traceback" not in stderr_path.read_text()
 
 
 # ---- options -------------------------------------------------------------------------------------
