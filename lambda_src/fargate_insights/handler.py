@@ -23,7 +23,7 @@ from .eks_auth import ClusterAccess, TokenProvider, describe_cluster
 from .kube_api import KubeClient
 from .pod_metrics import PodMetrics
 from .settings import ConfigurationError, Settings
-from .state_store import S3StateStore, StateStore
+from .state_store import S3StateStore, StateStore, s3_client
 
 logger = Logger(service="fargate-insights")
 # The collector's modules log with the standard library (they also run outside Lambda). Send their
@@ -76,7 +76,7 @@ def _environment_for(settings: Settings) -> _Environment:
     store: StateStore | None = None
     state = CollectorState()
     if settings.state_bucket and settings.state_key:
-        store = S3StateStore(session.client("s3"), settings.state_bucket, settings.state_key)
+        store = S3StateStore(s3_client(session), settings.state_bucket, settings.state_key)
         state = store.load() or state
         logger.info("counter history loaded", extra={"series": len(state.counters)})
     _environment = _Environment(settings=settings, kube=kube, state=state, store=store)

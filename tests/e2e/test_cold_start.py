@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -172,6 +173,28 @@ def test_two_overlapping_environments_keep_the_state_whole(sim, s3, use_cluster,
     assert {pod.uid for pod in sim.pods} | {newcomer.uid} <= uids  # B's newcomer survived A's save
     newest = max(ts for _, ts in state.counters.values())
     assert newest >= (sim.clock.now() - 5) * 1000  # the latest samples are the ones kept
+
+
+def test_unreachable_state_store_costs_seconds_not_the_run(
+    sim, use_cluster, handler_module, capsys, monkeypatch
+):
+    """S3 that never answers (a function in a VPC without a route to S3): the run still collects."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel accepts the connections; nothing ever answers on them
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("STATE_BUCKET", BUCKET)
+        use_cluster(sim)
+        lambda_timeout_s = 20.0
+        started = time.monotonic()
+        summary, lines = invoke(handler_module, capsys, timeout_s=lambda_timeout_s)
+        elapsed = time.monotonic() - started
+    assert elapsed < 8.0  # loading and saving the state cost seconds, not the function's timeout
+    assert summary["pods_emitted"] == len(sim.pods)
+    assert summary["failures_by_reason"] == {}
+    warnings = {json.loads(line)["message"]: json.loads(line) for line in lines if '"WARNING"' in line}
+    assert "state not loaded" in warnings and "state not saved" in warnings
+    assert "timeout" in warnings["state not loaded"]["error"].lower()
 
 
 # -- Counters that go down, pods that come back -----------------------------------------------------
