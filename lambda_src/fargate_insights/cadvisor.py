@@ -4,7 +4,13 @@ A Fargate node's payload is 100-200 KB of Prometheus text, of which a few dozen 
 it all (as a general Prometheus parser does) would dominate the collector's CPU, so this module finds
 the wanted lines with one regular-expression scan in C, skips node-level rows with a substring test,
 and fully validates only the lines it keeps. It never raises on input: a line that does not match the
-text format exactly is counted and ignored, never turned into a value.
+text format is counted and ignored, never turned into a value.
+
+"The text format" is what the reference parser (Go, prometheus/common expfmt) accepts. The kubelet
+writes every line in one strict shape, which the fast path expects; the optional blanks and tabs the
+format allows (before and inside the label set, before the value) take a slower, tolerant parse that
+only such lines pay for. Like the Go parser, and unlike prometheus_client's laxer one, a line ending in
+CR (a CRLF payload) or in trailing blanks is malformed: the kubelet never writes one.
 """
 
 from __future__ import annotations
@@ -36,24 +42,55 @@ WANTED_FAMILIES: Final = (
 )
 
 _ALTERNATION: Final = b"|".join(re.escape(name.encode()) for name in WANTED_FAMILIES)
-# A newline followed by a wanted family: the literal prefix keeps this scan in C at memory speed.
-_LINE_START: Final = re.compile(rb"\n(?:" + _ALTERNATION + rb")\{")
-_FIRST_LINE: Final = re.compile(rb"(?:" + _ALTERNATION + rb")\{")
+# A newline, optional blanks, a wanted family, optional blanks, '{'. All the alternatives start with
+# "container_", which the regex compiler factors out, so the scan stays in C between newlines.
+_LINE_START: Final = re.compile(rb"\n[ \t]*(?:" + _ALTERNATION + rb")[ \t]*\{")
+_FIRST_LINE: Final = re.compile(rb"[ \t]*(?:" + _ALTERNATION + rb")[ \t]*\{")
+_STRICT_HEADS: Final = tuple(name.encode() + b"{" for name in WANTED_FAMILIES)
 
 # Label values in "unrolled loop" form, so that the regex engine runs through plain text in one step.
 _VALUE: Final = rb'"[^"\\\n]*(?:\\[\\"n][^"\\\n]*)*"'
 _LABEL: Final = rb"[a-zA-Z_][a-zA-Z0-9_]*=" + _VALUE
-# One whole sample line with labels, exactly as the text exposition format defines it.
+# One whole sample line with labels in the shape the kubelet writes: no optional blanks at all.
 _SAMPLE_LINE: Final = re.compile(
     rb"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\{(?P<labels>(?:"
     + _LABEL
     + rb"(?:,"
     + _LABEL
-    + rb")*,?)?)\} (?P<value>[^ \n]+)(?: (?P<ts>-?[0-9]{1,19}))?"
+    + rb")*,?)?)\} (?P<value>[^ \t\n]+)(?: (?P<ts>-?[0-9]{1,19}))?"
+)
+# The same line as the Go parser reads it: blanks/tabs allowed before the name, before '{', after '{'
+# and ',', around '=', before ',' and '}', any number (or none) before the value, one or more before
+# the timestamp, none at the end. The tokens are the same as the strict form's wherever both match.
+_B: Final = rb"[ \t]*"
+_LOOSE_LABEL: Final = rb"[a-zA-Z_][a-zA-Z0-9_]*" + _B + rb"=" + _B + _VALUE + _B
+_LOOSE_SAMPLE_LINE: Final = re.compile(
+    _B
+    + rb"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)"
+    + _B
+    + rb"\{"
+    + _B
+    + rb"(?P<labels>(?:"
+    + _LOOSE_LABEL
+    + rb"(?:,"
+    + _B
+    + _LOOSE_LABEL
+    + rb")*(?:,"
+    + _B
+    + rb")?)?)\}"
+    + _B
+    + rb"(?P<value>[^ \t\n]+)(?:[ \t]+(?P<ts>[+-]?[0-9]+))?"
 )
 _LABEL_PAIR: Final = re.compile(rb'([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\\n]*(?:\\[\\"n][^"\\\n]*)*)"')
-# Go's strconv.ParseFloat forms that the kubelet prints (decimal, exponent, Inf, NaN).
-_FLOAT: Final = re.compile(rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[Ii]nf|NaN)")
+_LOOSE_LABEL_PAIR: Final = re.compile(
+    rb'([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"([^"\\\n]*(?:\\[\\"n][^"\\\n]*)*)"'
+)
+# Exactly what Go's strconv.ParseFloat takes once the text parser has refused 'p', 'P' and '_':
+# decimal with optional exponent, inf/infinity in any case with a sign, nan in any case without one.
+_FLOAT: Final = re.compile(
+    rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[Ii][Nn][Ff](?:[Ii][Nn][Ii][Tt][Yy])?)"
+    rb"|[Nn][Aa][Nn]"
+)
 _ESCAPES: Final = re.compile(r"\\(.)")
 _UNESCAPE: Final = {"\\": "\\", '"': '"', "n": "\n"}
 # Node-level rows (no pod) are most of a payload; this test is safe because inside a well-formed
@@ -125,7 +162,11 @@ def extract(payload: bytes) -> Extraction:
     for start in starts:
         eol = find_eol(b"\n", start)
         line = payload[start:eol]
-        if _NO_POD[0] in line or _NO_POD[1] in line or not _may_be_pod_row(line):
+        if _NO_POD[0] in line or _NO_POD[1] in line:
+            continue
+        # The substring tests only rule a row out when its head and labels have no blanks, as the
+        # kubelet writes them; any other line is parsed and its parsed labels decide.
+        if not _may_be_pod_row(line) and line.startswith(_STRICT_HEADS) and not _labels_may_have_blanks(line):
             continue
         if not _apply_line(line, result):
             result.malformed_lines += 1
@@ -135,39 +176,88 @@ def extract(payload: bytes) -> Extraction:
 
 
 def _may_be_pod_row(line: bytes) -> bool:
-    """Cheap substring tests that rule out app-container rows before any parsing."""
+    """Cheap substring tests that rule out app-container rows before any parsing.
+
+    Exact only for labels written without blanks (`,container=""`), as the kubelet writes them.
+    """
     empty_container = _EMPTY_CONTAINER[0] in line or _EMPTY_CONTAINER[1] in line
     if line.startswith(_NETWORK_PREFIX):
         return empty_container or _DOCKER_SANDBOX[0] in line or _DOCKER_SANDBOX[1] in line
     return empty_container and (_EMPTY_IMAGE[0] in line or _EMPTY_IMAGE[1] in line)
 
 
+def _labels_may_have_blanks(line: bytes) -> bool:
+    """Whether a blank or tab comes before the line's last '}', i.e. `_may_be_pod_row` may be wrong.
+
+    In a well-formed line the last '}' closes the label set (a value or timestamp has none), so a
+    line without blanks up to there has its labels in the kubelet's shape. Blanks inside label values
+    also say yes here: that only costs a full parse of the line.
+    """
+    close = line.rfind(b"}")
+    return close > 0 and (line.find(b" ", 0, close) >= 0 or line.find(b"\t", 0, close) >= 0)
+
+
+def _is_pod_row(family: str, labels: dict[str, str]) -> bool:
+    """`_may_be_pod_row` on parsed labels, for lines whose blanks defeat the substring tests."""
+    container = labels.get("container")
+    if family.startswith("container_network_"):
+        return container == "" or container == "POD"
+    return container == "" and labels.get("image") == ""
+
+
 def _apply_line(line: bytes, result: Extraction) -> bool:
-    """Validate one candidate line and store what it says; False when it is malformed."""
+    """Validate one candidate line and store what it says; False when it is malformed.
+
+    The strict shape is tried first because every kubelet line has it; the loose one accepts the
+    optional blanks of the format and, where both match, reads the same tokens.
+    """
     match = _SAMPLE_LINE.fullmatch(line)
+    label_pair = _LABEL_PAIR
     if match is None:
-        return False
+        match = _LOOSE_SAMPLE_LINE.fullmatch(line)
+        label_pair = _LOOSE_LABEL_PAIR
+        if match is None:
+            return False
     value_text = match.group("value")
     if _FLOAT.fullmatch(value_text) is None:
         return False
+    value = float(value_text)
+    if math.isinf(value) and value_text.lstrip(b"+-")[:1] not in (b"i", b"I"):
+        return False  # 1e999: Go's ParseFloat reports a range error, not an infinity
     try:
-        labels = _parse_labels(match.group("labels"))
+        labels = _parse_labels(match.group("labels"), label_pair)
     except (UnicodeDecodeError, ValueError):
         return False
     if labels is None:
         return False
-    value = float(value_text)
     ts_text = match.group("ts")
-    timestamp_ms = int(ts_text) if ts_text is not None else None
-    if timestamp_ms is not None and not -(2**63) <= timestamp_ms < 2**63:
-        return False
-    _store(match.group("name").decode("ascii"), labels, Sample(value, timestamp_ms), result)
+    timestamp_ms = None
+    if ts_text is not None:
+        timestamp_ms = _parse_timestamp(ts_text)
+        if timestamp_ms is None:
+            return False
+    family = match.group("name").decode("ascii")
+    if _is_pod_row(family, labels):
+        _store(family, labels, Sample(value, timestamp_ms), result)
     return True
 
 
-def _parse_labels(raw: bytes) -> dict[str, str] | None:
+def _parse_timestamp(text: bytes) -> int | None:
+    """Go's ParseInt(text, 10, 64): optional sign, decimal digits, int64 range; None otherwise."""
+    digits = text.lstrip(b"+-").lstrip(b"0")
+    if len(digits) > 19:
+        return None
+    # Leading zeros dropped first: int() refuses strings of more than 4300 digits, zeros included.
+    value = int(digits or b"0")
+    if text.startswith(b"-"):
+        value = -value
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def _parse_labels(raw: bytes, label_pair: re.Pattern[bytes]) -> dict[str, str] | None:
+    """Decoded labels of a label set the line regex has validated; None for a duplicate or `__name__`."""
     labels: dict[str, str] = {}
-    for name_raw, value_raw in _LABEL_PAIR.findall(raw):
+    for name_raw, value_raw in label_pair.findall(raw):
         name = name_raw.decode("ascii")
         if name in labels or name == "__name__":
             return None

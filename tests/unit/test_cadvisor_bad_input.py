@@ -18,6 +18,7 @@ import pytest
 from fargate_insights.cadvisor import Extraction, Sample, extract
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 BAD_DIR = "prometheus-bad-input"
 CPU = "container_cpu_usage_seconds_total"
@@ -116,8 +117,8 @@ def _rewrite(text: str) -> str:
 
 # Per file: line number -> (value, timestamp) that the rewritten line must give. Lines not listed must
 # give nothing. "Required": lines the reference parser accepts and that follow the strict line shape.
-# "Whitespace": lines the reference parser accepts that use optional blanks/tabs between tokens; they
-# are allowed to be dropped here, and required in the xfail test at the end.
+# "Whitespace": lines the reference parser accepts that use optional blanks/tabs between tokens; the
+# frame test below only checks their value if present, the test after it requires them.
 REQUIRED: dict[str, dict[int, tuple[float, int | None]]] = {
     # 2: "minimal_metric 1.234", 3: "another_metric -3e3 103948", 5: "no_labels{} 3"
     "prometheus-common__from_test_parse_1": {2: (1.234, None), 3: (-3000.0, 103948), 5: (3.0, None)},
@@ -239,14 +240,6 @@ def test_rewrite_helper_itself() -> None:
     assert _rewrite_line('@invalidmetric{label="bla"} 3.14 2', 1).startswith(f"@{CPU}{{")
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: lines that use the optional blanks/tabs of the text format (space before '{', blanks around "
-        "'=' and ',' in labels, leading whitespace, no blank before the value) are well-formed for the "
-        "reference parser but are dropped: SOURCES.md asks to keep every well-formed line"
-    ),
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("name", "line_no"),
     [(name, n) for name, lines in sorted(WHITESPACE.items()) for n in sorted(lines)],
@@ -327,9 +320,7 @@ def test_escaped_and_unicode_label_values_round_trip() -> None:
         _x("1.5", labels='extra="\\t",'),
         f'{CPU}{{container="",cpu="total",id="{ID_X}",image="",namespace="ns",pod="x}} 1.5\n',
         f'{CPU}{{container="",cpu="total",id="{ID_X}",image="",namespace=ns,pod="x"}} 1.5\n',
-        # two spaces / tab before the value, missing value
-        _x(" 1.5"),
-        _x("\t1.5"),
+        # missing value (two blanks or a tab before the value are fine: see the whitespace tests)
         _x(""),
         # timestamp beyond int64
         _x("1.5 99999999999999999999"),
@@ -400,6 +391,284 @@ def test_invalid_utf8_in_label_value_gives_no_value() -> None:
     assert p is None or p.cpu_usage_seconds is None
 
 
+# ------------------------------------------------------------ optional blanks and tabs, CRLF
+# What the reference parser (Go, prometheus/common expfmt/text_parse.go) allows: blanks and tabs at
+# the start of the line, before '{', after '{' and ',', around '=', before ',' and '}', any number (or
+# none) before the value, one or more before the timestamp. Nothing after the last token: not a blank,
+# not a CR. Only ' ' and '\t' are blanks. prometheus_client's parser is laxer (it strips each line, so
+# it also takes CRLF and trailing blanks); it is used below only to confirm the accepted lines.
+
+_X_LABELS = (
+    ("container", ""),
+    ("cpu", "total"),
+    ("id", ID_X),
+    ("image", ""),
+    ("namespace", "ns"),
+    ("pod", "x"),
+)
+
+
+def _ws_line(
+    *,
+    lead: str = "",
+    before_brace: str = "",
+    after_brace: str = "",
+    eq: tuple[str, str] = ("", ""),
+    comma: tuple[str, str] = ("", ""),
+    trailing_comma: str = "",
+    before_close: str = "",
+    before_value: str = " ",
+    value: str = "1.5",
+    before_ts: str = " ",
+    ts: str | None = "1700000000000",
+    family: str = CPU,
+    labels: tuple[tuple[str, str], ...] = _X_LABELS,
+    end: str = "\n",
+) -> str:
+    pairs = (f'{name}{eq[0]}={eq[1]}"{val}"' for name, val in labels)
+    label_set = f"{comma[0]},{comma[1]}".join(pairs)
+    tail = "" if ts is None else f"{before_ts}{ts}"
+    return (
+        f"{lead}{family}{before_brace}{{{after_brace}{label_set}{trailing_comma}{before_close}}}"
+        f"{before_value}{value}{tail}{end}"
+    )
+
+
+ACCEPTED_WHITESPACE = {
+    "blank before {": _ws_line(before_brace=" "),
+    "tab before {": _ws_line(before_brace="\t"),
+    "blanks and tabs before {": _ws_line(before_brace=" \t "),
+    "leading blanks": _ws_line(lead="   "),
+    "leading tab": _ws_line(lead="\t"),
+    "blank after { and before }": _ws_line(after_brace=" ", before_close=" "),
+    "blanks around =": _ws_line(eq=(" ", " ")),
+    "tabs around =": _ws_line(eq=("\t", "\t\t")),
+    "blank only after =": _ws_line(eq=("", " ")),
+    "blanks around ,": _ws_line(comma=(" ", " ")),
+    "tab after ,": _ws_line(comma=("", "\t")),
+    "trailing comma": _ws_line(trailing_comma=","),
+    "trailing comma with blanks": _ws_line(trailing_comma=" , ", before_close="\t"),
+    "no blank before the value": _ws_line(before_value=""),
+    "no blank before the value, no timestamp": _ws_line(before_value="", ts=None),
+    "two blanks before the value": _ws_line(before_value="  "),
+    "tab before the value": _ws_line(before_value="\t"),
+    "tab before the timestamp": _ws_line(before_ts="\t"),
+    "blanks and tabs before the timestamp": _ws_line(before_ts=" \t  "),
+    "everything at once": _ws_line(
+        lead=" \t",
+        before_brace="\t",
+        after_brace=" ",
+        eq=(" ", "\t"),
+        comma=("\t", " "),
+        trailing_comma=" ,",
+        before_close=" ",
+        before_value="",
+        before_ts="\t ",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED_WHITESPACE))
+def test_optional_whitespace_is_read_like_the_reference_parser(case: str) -> None:
+    line = ACCEPTED_WHITESPACE[case]
+    result = _only(line)
+    p = result.pods.get(UID_X)
+    assert p is not None, case
+    assert (p.namespace, p.pod) == ("ns", "x")
+    want_ts = None if "no timestamp" in case else 1700000000000
+    assert p.cpu_usage_seconds == Sample(1.5, want_ts)
+    assert result.malformed_lines == 0
+    # the line is well-formed for prometheus_client too, with the same labels and value
+    (family,) = text_string_to_metric_families(line)
+    (sample,) = family.samples
+    assert (sample.labels, sample.value) == (dict(_X_LABELS), 1.5)
+
+
+def test_blanks_in_labels_do_not_defeat_the_row_filters() -> None:
+    """The substring shortcuts (`,container=""`) cannot see `container = ""`: such rows are parsed."""
+    # a pod-cgroup gauge with blanks around '=': kept
+    quota = _ws_line(family="container_spec_cpu_quota", value="25000", ts=None, eq=(" ", " "))
+    # an app container with blanks: still not the pod's total
+    app = (("container", "app"), *_X_LABELS[1:3], ("image", "nginx"), *_X_LABELS[4:])
+    app_line = _ws_line(family="container_memory_working_set_bytes", value="999", eq=(" ", ""), labels=app)
+    # sandbox network rows with blanks, containerd (container="", pause image) and Docker (container="POD")
+    sandbox_id = f"{ID_X}/" + "ab" * 32
+    net = (
+        ("container", ""),
+        ("id", sandbox_id),
+        ("image", "pause:3.9"),
+        ("interface", "eth0"),
+        ("namespace", "ns"),
+        ("pod", "x"),
+    )
+    rx = _ws_line(family="container_network_receive_bytes_total", value="700", comma=(" ", " "), labels=net)
+    docker = (("container", "POD"), *net[1:])
+    tx = _ws_line(family="container_network_transmit_bytes_total", value="800", eq=("\t", ""), labels=docker)
+    result = _only(quota + app_line + rx + tx)
+    p = result.pods[UID_X]
+    assert p.cpu_quota == 25000.0
+    assert p.memory_working_set is None
+    assert p.network_rx == {(sandbox_id, "eth0"): Sample(700.0, 1700000000000)}
+    assert p.network_tx == {(sandbox_id, "eth0"): Sample(800.0, 1700000000000)}
+    assert result.malformed_lines == 0
+
+
+def test_escaped_values_and_cr_inside_a_value_with_blanks_around_them() -> None:
+    labels = (*_X_LABELS[:4], ("namespace", 'n\\"s\\\\'), ("pod", "x\ry"))
+    result = _only(_ws_line(eq=(" ", " "), comma=(" ", ""), labels=labels))
+    p = result.pods[UID_X]
+    assert (p.namespace, p.pod) == ('n"s\\', "x\ry")
+    assert p.cpu_usage_seconds == Sample(1.5, 1700000000000)
+
+
+@pytest.mark.parametrize(
+    ("ts", "want"),
+    [
+        ("+1700000000000", 1700000000000),
+        ("0000000000001700000000000", 1700000000000),
+        ("0" * 5000 + "1700000000000", 1700000000000),  # beyond int()'s 4300-digit limit
+        ("-0", 0),
+        ("-9223372036854775808", -(2**63)),
+    ],
+)
+def test_timestamps_go_parseint_accepts(ts: str, want: int) -> None:
+    p = _only(_ws_line(ts=ts)).pods[UID_X]
+    assert p.cpu_usage_seconds == Sample(1.5, want)
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("inf", INF),
+        ("+Infinity", INF),
+        ("-INF", -INF),
+        ("iNfInItY", INF),
+        ("nan", math.nan),
+        ("NAN", math.nan),
+    ],
+)
+def test_special_values_go_parsefloat_accepts(value: str, want: float) -> None:
+    got = _only(_ws_line(value=value)).pods[UID_X].cpu_usage_seconds
+    assert got is not None and _same((got.value, got.timestamp_ms), (want, 1700000000000))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # something after the last token: the Go parser wants the newline right there
+        _ws_line(ts=None, value="1.5 "),
+        _ws_line(ts=None, value="1.5\t"),
+        _ws_line(ts="1700000000000 "),
+        _ws_line(ts="1700000000000\t"),
+        # CR before the newline (a CRLF line), or used as a blank
+        _ws_line(end="\r\n"),
+        _ws_line(ts=None, end="\r\n"),
+        _ws_line(before_value="\r"),
+        _ws_line(before_brace="\r"),
+        _ws_line(eq=("\r", "")),
+        # other whitespace is not a blank
+        _ws_line(before_value="\x0b"),
+        _ws_line(before_value="\x0c"),
+        _ws_line(before_value="\u00a0"),
+        _ws_line(lead="\x0c"),
+        _ws_line(comma=("\u00a0", "")),
+        # commas: leading, doubled, or a blank instead of one
+        _ws_line(after_brace=","),
+        _ws_line(after_brace=" , "),
+        _ws_line(comma=(",", "")),
+        _ws_line(comma=(" ,", " ")),
+        _ws_line(trailing_comma=",,"),
+        _ws_line(comma=(" ", "")).replace(" ,", "  "),
+        # a blank inside a token
+        _ws_line(labels=(("con tainer", ""), *_X_LABELS[1:])),
+        _ws_line(value="1 .5", ts=None),
+        _ws_line(value="- 1.5"),
+        _ws_line(ts="- 1700000000000"),
+        _ws_line(ts="+-1700000000000"),
+        # the usual checks still apply on the tolerant path
+        _ws_line(eq=(" ", " "), labels=(("__name__", CPU), *_X_LABELS)),
+        _ws_line(comma=(" ", " "), labels=(*_X_LABELS, ("pod", "y"))),
+        _ws_line(eq=(" ", " "), labels=(*_X_LABELS[:5], ("pod", "x\\t"))),
+        _ws_line(before_value="", value="0x10"),
+        _ws_line(before_value="\t", ts="1700000000000.5"),
+        _ws_line(before_brace=" ", ts="9223372036854775808"),
+        _ws_line(before_brace=" ", ts="1" * 5000),
+        # Go's ParseFloat: no signed NaN, no overflow to infinity
+        _ws_line(value="+NaN"),
+        _ws_line(value="-nan"),
+        _ws_line(value="1e999"),
+        _ws_line(before_value="", value="-1e999"),
+    ],
+)
+def test_malformed_whitespace_and_value_forms_give_no_value(line: str) -> None:
+    result = _only(line)
+    p = result.pods.get(UID_X)
+    assert p is None or p.cpu_usage_seconds is None, (line, p)
+
+
+def test_crlf_payload_gives_no_value_and_counts_every_pod_row() -> None:
+    """A CRLF body is malformed for the Go parser (the CR ends up in the value or timestamp token),
+    though prometheus_client, which strips lines, takes it. The kubelet never writes one, so a CRLF
+    body means something rewrote it: say so through malformed_lines rather than guess."""
+    payload = (HEAD + TAIL).replace("\n", "\r\n")
+    result = extract(payload.encode())
+    assert result.pods == {}
+    assert result.malformed_lines == 9  # the 7 rows of pod A and the 2 of pod B
+    assert sum(len(f.samples) for f in text_string_to_metric_families(payload)) == 9
+
+
+def test_one_crlf_line_loses_only_itself() -> None:
+    result = _only(
+        _x("1.5 1700000000000").replace("\n", "\r\n") + _x("64", family="container_spec_cpu_quota")
+    )
+    p = result.pods[UID_X]
+    assert p.cpu_usage_seconds is None
+    assert p.cpu_quota == 64.0
+    assert result.malformed_lines == 1
+
+
+_REAL_LINE = re.compile(rb"([a-z_]+)\{([^}\n]*)\} ([^ \n]+)(?: ([0-9]+))?")
+_REAL_LABEL = re.compile(rb'([a-z_]+)="([^"\\\n]*)"')
+
+
+def _respace(
+    payload: bytes, lead: bytes, brace: bytes, eq: bytes, comma: bytes, close: bytes, value: bytes
+) -> bytes:
+    """Every wanted sample line written again with the given optional blanks between its tokens."""
+    heads = tuple(f"{f}{{".encode() for f in _WANTED)
+    out = []
+    for line in payload.split(b"\n"):
+        m = _REAL_LINE.fullmatch(line) if line.startswith(heads) else None
+        if m is not None:
+            name, labels, val, ts = m.groups()
+            pairs = [n + eq + b'"' + v + b'"' for n, v in _REAL_LABEL.findall(labels)]
+            assert b",".join(n + b'="' + v + b'"' for n, v in _REAL_LABEL.findall(labels)) == labels
+            line = lead + name + brace + b"{" + comma.join(pairs) + close + b"}" + value + val
+            line += b"" if ts is None else b"\t " + ts
+        out.append(line)
+    return b"\n".join(out)
+
+
+@pytest.mark.parametrize(
+    "spacing",
+    [
+        (b"", b" ", b" = ", b" , ", b" ", b" "),
+        (b"\t ", b"\t", b"\t=", b",\t", b" ,", b""),
+        (b"  ", b"", b"= ", b" ,", b"", b"\t\t"),
+    ],
+)
+def test_real_payload_respaced_gives_the_same_pods(shared_fixtures: Path, spacing: tuple[bytes, ...]) -> None:
+    """A real payload with optional blanks added everywhere (including where the row filters look)
+    reads exactly like the original."""
+    original = (shared_fixtures / "cadvisor/kubelet-1.28-containerd.txt").read_bytes()
+    respaced = _respace(original, *spacing)
+    assert respaced != original and respaced.count(b"\n") == original.count(b"\n")
+    want, got = extract(original), extract(respaced)
+    assert len(want.pods) > 5
+    assert got.pods == want.pods
+    assert got.malformed_lines == want.malformed_lines == 0
+
+
 # ------------------------------------------------------------------------------- property tests
 
 _WANTED = (
@@ -419,27 +688,27 @@ def _key(value: float) -> float | str:
     return "nan" if math.isnan(value) else value
 
 
+_ORACLE_HEAD = re.compile(rb"[ \t]*(?:" + b"|".join(f.encode() for f in _WANTED) + rb")[ \t]*\{")
+
+
 def _literal_values(payload: bytes) -> tuple[set[tuple[float | str, int | None]], set[float | str]]:
-    """(value, timestamp) pairs and bare values written at the end of intact lines of a wanted family."""
+    """(value, timestamp) pairs and bare values written at the end of intact lines of a wanted family.
+
+    Deliberately looser than the text format (any blanks/tabs around the tokens after the last '}'):
+    it bounds what the extractor may return, it does not decide what is well-formed.
+    """
     samples: set[tuple[float | str, int | None]] = set()
     values: set[float | str] = set()
     for line in payload.split(b"\n")[:-1]:  # the part after the last newline is not an intact line
-        if not any(line.startswith(f.encode() + b"{") for f in _WANTED) or b"}" not in line:
+        if not _ORACLE_HEAD.match(line) or b"}" not in line:
             continue
-        tokens = line.rsplit(b"}", 1)[1].split(b" ")
-        if len(tokens) < 2 or tokens[0] != b"":
+        tokens = [t for t in re.split(rb"[ \t]+", line.rsplit(b"}", 1)[1]) if t]
+        if len(tokens) not in (1, 2):
             continue
         try:
-            value = float(tokens[1])
+            value = float(tokens[0])
+            ts = int(tokens[1]) if len(tokens) == 2 else None
         except ValueError:
-            continue
-        ts = None
-        if len(tokens) == 3:
-            try:
-                ts = int(tokens[2])
-            except ValueError:
-                continue
-        elif len(tokens) != 2:
             continue
         samples.add((_key(value), ts))
         values.add(_key(value))
