@@ -24,6 +24,10 @@ from .pod_metrics import CounterState, PodMetrics, compute, prune
 logger = logging.getLogger(__name__)
 
 
+# Counter samples (and the last run's time) older than this are not used for rates.
+HISTORY_MAX_AGE_MS = 15 * 60 * 1000
+
+
 class CollectionError(Exception):
     """Nothing could be collected; the message says what to fix."""
 
@@ -110,6 +114,11 @@ class Collector:
         started = time.monotonic()
         started_ms = int(self._clock() * 1000)
         report = RunReport()
+        # History older than its maximum age (a cold start after the function was stopped or failing
+        # for a while) is forgotten before it is used: a rate over hours is not this minute's usage.
+        prune(self._state.counters, started_ms, HISTORY_MAX_AGE_MS)
+        if self._state.last_run_ms is not None and self._state.last_run_ms < started_ms - HISTORY_MAX_AGE_MS:
+            self._state.last_run_ms = None
         try:
             nodes = self._kube.list_fargate_nodes(deadline)
         except KubeApiError as err:
@@ -117,7 +126,7 @@ class Collector:
         report.nodes_discovered = len(nodes)
         if nodes:
             self._scrape_all(nodes, deadline, report)
-        prune(self._state.counters, int(self._clock() * 1000))
+        prune(self._state.counters, int(self._clock() * 1000), HISTORY_MAX_AGE_MS)
         if report.nodes_scraped or not nodes:
             # Pods whose cgroups were created after this moment have counters that started from zero.
             self._state.last_run_ms = started_ms

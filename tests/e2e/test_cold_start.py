@@ -197,6 +197,30 @@ def test_unreachable_state_store_costs_seconds_not_the_run(
     assert "timeout" in warnings["state not loaded"]["error"].lower()
 
 
+def test_history_older_than_its_max_age_gives_no_rate(sim, s3, use_cluster, handler_module, capsys):
+    """A cold start after an hour without runs: an hour-long average is not this minute's usage."""
+    hour_ago = sim.clock.now() - 3600.0
+    counters = {
+        # An hour ago each pod had used half of what its steady rate gives: its usage was higher since.
+        f"{pod.uid}|cpu": [pod.cpu_seconds_at(hour_ago) * 0.5, int(hour_ago * 1000)]
+        for pod in sim.pods
+    }
+    state = {"version": 1, "last_run_ms": int(hour_ago * 1000) - 1000, "counters": counters}
+    s3.put_object(Bucket=BUCKET, Key=STATE_KEY, Body=json.dumps(state).encode())
+    use_cluster(sim)
+    summary, lines = invoke(handler_module, capsys)
+    assert summary["pods_emitted"] == len(sim.pods)
+    documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
+    for pod in sim.pods:
+        # No value, or this minute's: never the hour's average.
+        check_pod_document(documents[pod.name], pod, rates=False)
+    sim.clock.advance(60.0)
+    _, lines = invoke(handler_module, capsys)
+    documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
+    for pod in sim.pods:
+        check_pod_document(documents[pod.name], pod, rates=True)  # and the next minute, rates again
+
+
 # -- Counters that go down, pods that come back -----------------------------------------------------
 
 
