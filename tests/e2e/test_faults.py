@@ -366,3 +366,29 @@ def test_describe_cluster_throttled_for_good_fails_with_a_fix(
     assert len(sleeps) == 3  # four attempts in all, with a back-off before each retry
     assert sum(sleeps) <= 1 + 2 + 4  # the back-off is bounded: well inside the function's timeout
     assert sim.stats.requests == 0
+
+
+def test_node_gone_between_list_and_scrape(sim, use_cluster, handler_module, capsys, monkeypatch):
+    """The pod ends (and its Fargate node with it) after the list was served, before its scrape."""
+    use_cluster(sim)
+    invoke(handler_module, capsys)
+    victim = sim.pods[4]
+    kube = handler_module._environment.kube
+    listed = kube.list_fargate_nodes
+
+    def list_then_remove(deadline: float):
+        nodes = listed(deadline)
+        sim.remove_pod(victim.name)
+        return nodes
+
+    monkeypatch.setattr(kube, "list_fargate_nodes", list_then_remove)
+    sim.clock.advance(60.0)
+    summary, lines = invoke(handler_module, capsys)
+    documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
+    assert set(documents) == {pod.name for pod in sim.pods}  # everyone but the victim
+    for pod in sim.pods:
+        check_pod_document(documents[pod.name], pod)
+    assert summary["failures_by_reason"] == {"http_404": 1}
+    assert health_document(lines)["ScrapeFailures"] == 1
+    warning = next(json.loads(line) for line in lines if '"node scrape failed"' in line)
+    assert warning["node"] == victim.node_name and "not found" in warning["error"]
