@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "nodes_skipped": run.summary.get("nodes_skipped"),
         "warmup_wall_s": round(warm.wall_s, 3),
         "cpu_s": round(run.cpu_s, 3),
+        "cpu_sys_s": round(run.sys_s, 3),
         "lambda_memory_mb": args.memory_mb,
         "lambda_billed_s_per_run": round(cost.billed_s_per_run, 2),
         "lambda_usd_per_month": round(cost.usd_per_month, 2),
@@ -150,7 +151,11 @@ def _print_table(results: dict[str, Any]) -> list[str]:
     rows = [
         ("nodes", "", ""),
         ("wall_s", "", ""),
-        ("cpu_ms_per_node", "", f"{results['cpu_s']:.2f} s CPU in all"),
+        (
+            "cpu_ms_per_node",
+            "",
+            f"{results['cpu_s']:.2f} s CPU in all, {results['cpu_sys_s']:.2f} s of it in the kernel",
+        ),
         ("peak_rss_mb", "", ""),
         ("max_in_flight", f"<= {results['max_in_flight_cap']}", "peak seen by the simulator or the client"),
         ("emf_bytes_per_pod", "", ""),

@@ -138,6 +138,7 @@ class HandlerRun:
     pod_bytes: int
     health: dict[str, Any] = field(default_factory=dict)
     profile: str = ""
+    sys_s: float = 0.0
 
 
 class _LambdaContext:
@@ -171,6 +172,14 @@ def lambda_environment(variables: dict[str, str]) -> Iterator[None]:
 
 def invoke_handler(sink: CountingStdout, timeout_s: float, profile: bool = False) -> HandlerRun:
     """One Lambda invocation in this process, its stdout counted instead of printed."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    run = _invoke_handler(sink, timeout_s, profile)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    run.sys_s = after.ru_stime - before.ru_stime
+    return run
+
+
+def _invoke_handler(sink: CountingStdout, timeout_s: float, profile: bool) -> HandlerRun:
     from fargate_insights import handler
 
     handler.logger.registered_handler.stream = sink  # type: ignore[attr-defined]

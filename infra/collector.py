@@ -493,6 +493,7 @@ class FargateInsightsCollector(Construct):
                     self.health_metric(names.METRIC_NODES_DISCOVERED, "Maximum"),
                     self.health_metric(names.METRIC_NODES_SCRAPED, "Maximum"),
                     self.health_metric(names.METRIC_NODES_SKIPPED, "Maximum"),
+                    self.health_metric(names.METRIC_NODES_GONE, "Maximum"),
                     self.health_metric(names.METRIC_SCRAPE_FAILURES),
                 ],
                 width=8,

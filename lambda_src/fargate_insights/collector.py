@@ -18,7 +18,7 @@ from typing import Any
 
 from .cadvisor import Extraction, extract
 from .emf import PodContext, PodDocumentBuilder, dumps
-from .kube_api import FargateNode, KubeApiError, KubeClient
+from .kube_api import NODE_GONE, FargateNode, KubeApiError, KubeClient
 from .pod_metrics import CounterState, PodMetrics, compute, prune
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class RunReport:
     nodes_discovered: int = 0
     nodes_scraped: int = 0
     nodes_skipped: int = 0
+    nodes_gone: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     pods_emitted: int = 0
     pods_without_metrics: int = 0
@@ -56,6 +57,7 @@ class RunReport:
             "nodes_scraped": self.nodes_scraped,
             "nodes_failed": self.scrape_failures,
             "nodes_skipped": self.nodes_skipped,
+            "nodes_gone": self.nodes_gone,
             "failures_by_reason": dict(sorted(self.failures.items())),
             "pods_emitted": self.pods_emitted,
             "pods_without_metrics": self.pods_without_metrics,
@@ -187,6 +189,12 @@ class Collector:
         if scrape.error is not None:
             if scrape.error.reason == "deadline":
                 report.nodes_skipped += 1
+                return
+            if scrape.error.reason == NODE_GONE:
+                # Normal churn, not a failure: on a busy cluster dozens of pods end during every run,
+                # and counting them as failures would keep the scrape-failure alarm firing.
+                report.nodes_gone += 1
+                logger.info("node gone before its scrape", extra={"node": scrape.node.name})
                 return
             report.failures[scrape.error.reason] += 1
             logger.warning(

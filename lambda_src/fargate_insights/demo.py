@@ -161,7 +161,8 @@ def describe_summary(summary: dict[str, Any]) -> str:
     if failures:
         text += " (" + ", ".join(f"{reason}: {count}" for reason, count in sorted(failures.items())) + ")"
     text += (
-        f", {summary.get('nodes_skipped', 0)} skipped at the deadline; "
+        f", {summary.get('nodes_skipped', 0)} skipped at the deadline, "
+        f"{summary.get('nodes_gone', 0)} gone since the list; "
         f"{summary.get('pods_emitted', 0)} pod documents, "
         f"{summary.get('pods_without_metrics', 0)} pods without metrics, "
         f"{summary.get('malformed_lines', 0)} malformed lines ignored; "

@@ -107,6 +107,7 @@ def _publish_health(report: RunReport) -> None:
         (names.METRIC_NODES_SCRAPED, MetricUnit.Count, report.nodes_scraped),
         (names.METRIC_SCRAPE_FAILURES, MetricUnit.Count, report.scrape_failures),
         (names.METRIC_NODES_SKIPPED, MetricUnit.Count, report.nodes_skipped),
+        (names.METRIC_NODES_GONE, MetricUnit.Count, report.nodes_gone),
         (names.METRIC_PODS_EMITTED, MetricUnit.Count, report.pods_emitted),
         (names.METRIC_RUN_DURATION, MetricUnit.Milliseconds, report.duration_ms),
     ):

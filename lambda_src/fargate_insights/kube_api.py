@@ -28,8 +28,11 @@ from .names import FARGATE_LABEL, FARGATE_LABEL_VALUE
 FARGATE_SELECTOR: Final = f"{FARGATE_LABEL}={FARGATE_LABEL_VALUE}"
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
 LIST_PAGE_SIZE: Final = 500
-# A Fargate node's payload is 100-200 KB; anything past this is not a real kubelet answer.
-MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+# A Fargate node's payload is 100-200 KB; anything past this is not a real kubelet answer. The cap
+# bounds memory too: up to max_in_flight bodies (and their inflated copies) can be held at once.
+MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+# The reason of a node the API server no longer knows: its pod ended between the list and the scrape.
+NODE_GONE: Final = "node_gone"
 # What the kubelet answers /metrics/cadvisor with (Prometheus text; OpenMetrics when asked for it).
 METRICS_MEDIA_TYPES: Final = frozenset({"text/plain", "application/openmetrics-text"})
 
@@ -247,13 +250,23 @@ def _decode_body(body: bytes, encoding: str, cap: int) -> bytes:
 
 def _status_error(status: int, path: str, body: bytes) -> KubeApiError:
     message = ""
+    gone = False
     try:
         parsed = json.loads(body)
         if isinstance(parsed, dict):
             message = str(parsed.get("message") or "")
+            details = parsed.get("details")
+            # The API server's own answer for a node that no longer exists (not a kubelet's 404).
+            gone = (
+                status == 404
+                and parsed.get("reason") == "NotFound"
+                and isinstance(details, dict)
+                and details.get("kind") == "nodes"
+            )
     except ValueError:
         pass
-    return KubeApiError(f"http_{status}", f"GET {path}: HTTP {status} {message}".rstrip(), status)
+    reason = NODE_GONE if gone else f"http_{status}"
+    return KubeApiError(reason, f"GET {path}: HTTP {status} {message}".rstrip(), status)
 
 
 def _retry_after(value: str | None) -> float:

@@ -21,6 +21,7 @@ METRIC_NODES_DISCOVERED: Final = "NodesDiscovered"
 METRIC_NODES_SCRAPED: Final = "NodesScraped"
 METRIC_SCRAPE_FAILURES: Final = "ScrapeFailures"
 METRIC_NODES_SKIPPED: Final = "NodesSkipped"
+METRIC_NODES_GONE: Final = "NodesGone"
 METRIC_PODS_EMITTED: Final = "PodsEmitted"
 METRIC_RUN_DURATION: Final = "RunDuration"  # milliseconds
 

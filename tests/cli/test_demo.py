@@ -38,7 +38,8 @@ RATES = ("pod_cpu_usage_total", "pod_network_rx_bytes", "pod_network_tx_bytes")
 COLUMNS = ["NAMESPACE", "POD", "CPU (m)", "CPU %LIM", "MEMORY", "MEM %LIM", "NET RX/s", "NET TX/s"]
 SUMMARY = re.compile(
     r"(?P<discovered>\d+) Fargate nodes: (?P<scraped>\d+) scraped, (?P<failed>\d+) failed"
-    r"(?: \((?P<reasons>[^)]*)\))?, (?P<skipped>\d+) skipped at the deadline; "
+    r"(?: \((?P<reasons>[^)]*)\))?, (?P<skipped>\d+) skipped at the deadline, "
+    r"(?P<gone>\d+) gone since the list; "
     r"(?P<documents>\d+) pod documents, (?P<without>\d+) pods without metrics"
 )
 
@@ -338,7 +339,8 @@ def test_fault_rate_summary_counts_the_failed_nodes_by_reason(fault_run: Run) ->
         assert int(match["discovered"]) == 50
         assert int(match["failed"]) > 0, "a 0.2 fault rate over 50 nodes fails some"
         assert sum(reasons.values()) == int(match["failed"]), match[0]
-        assert int(match["scraped"]) + int(match["failed"]) + int(match["skipped"]) == 50
+        counted = int(match["scraped"]) + int(match["failed"]) + int(match["skipped"]) + int(match["gone"])
+        assert counted == 50
         assert reasons == record["failures_by_reason"]
         assert int(match["scraped"]) == record["nodes_scraped"]
         assert int(match["documents"]) == record["pods_emitted"]
@@ -356,7 +358,10 @@ def test_every_node_is_either_in_the_documents_or_counted_by_reason() -> None:
     # One pod per Fargate node: a node that answered yields its pod's document (or counts it as a pod
     # without metrics); any other node is counted by reason.
     assert record["pods_emitted"] + record["pods_without_metrics"] == record["nodes_scraped"], record
-    assert record["nodes_scraped"] + record["nodes_failed"] + record["nodes_skipped"] == 50
+    assert (
+        record["nodes_scraped"] + record["nodes_failed"] + record["nodes_skipped"] + record["nodes_gone"]
+        == 50
+    )
 
 
 def test_a_reader_that_stops_early_ends_the_demo_quietly(tmp_path) -> None:

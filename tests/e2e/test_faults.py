@@ -31,7 +31,6 @@ REASONS = {
     "http502": "http_502",
     "http503": "http_503",
     "http403": "http_403",
-    "http404": "http_404",
     "timeout": "timeout",
     "reset": "connection",
     "truncated_gzip": "truncated",
@@ -60,7 +59,7 @@ def _summaries(lines: list[str]) -> list[dict]:
 
 
 def test_every_fault_kind_is_covered():
-    assert set(REASONS) | {"garbage"} == set(FAULT_KINDS)
+    assert set(REASONS) | {"garbage", "http404"} == set(FAULT_KINDS)
 
 
 @pytest.mark.parametrize("kind", FAULT_KINDS)
@@ -85,6 +84,16 @@ def test_one_failing_node_costs_only_its_pod(kind, sim, use_cluster, handler_mod
     health = health_document(lines)
     assert health["NodesDiscovered"] == len(sim.pods)
     assert sim.stats.faults[kind] >= 1
+
+    if kind == "http404":
+        # The API server no longer knows the node: its pod ended. Churn, not a failure.
+        assert set(documents) == {pod.name for pod in healthy}
+        assert summary["failures_by_reason"] == {}
+        assert summary["nodes_gone"] == 1
+        assert health["ScrapeFailures"] == 0
+        assert health["NodesGone"] == 1
+        assert health["PodsEmitted"] == len(healthy)
+        return
 
     if kind == "garbage":
         # Malformed lines and random bytes mixed into a real payload are ignored, never turned into
@@ -388,7 +397,12 @@ def test_node_gone_between_list_and_scrape(sim, use_cluster, handler_module, cap
     assert set(documents) == {pod.name for pod in sim.pods}  # everyone but the victim
     for pod in sim.pods:
         check_pod_document(documents[pod.name], pod)
-    assert summary["failures_by_reason"] == {"http_404": 1}
-    assert health_document(lines)["ScrapeFailures"] == 1
-    warning = next(json.loads(line) for line in lines if '"node scrape failed"' in line)
-    assert warning["node"] == victim.node_name and "not found" in warning["error"]
+    # Pods end all the time on a busy cluster: a node gone since the list is not a scrape failure.
+    assert summary["failures_by_reason"] == {}
+    assert summary["nodes_gone"] == 1
+    health = health_document(lines)
+    assert health["ScrapeFailures"] == 0
+    assert health["NodesGone"] == 1
+    notice = next(json.loads(line) for line in lines if '"node gone before its scrape"' in line)
+    assert notice["node"] == victim.node_name and notice["level"] == "INFO"
+    assert _summaries(lines)[0]["level"] == "INFO"

@@ -379,6 +379,7 @@ def test_dashboard_pod_metrics_and_health(default: Synthesized) -> None:
         names.METRIC_NODES_SCRAPED,
         names.METRIC_SCRAPE_FAILURES,
         names.METRIC_NODES_SKIPPED,
+        names.METRIC_NODES_GONE,
         names.METRIC_PODS_EMITTED,
         names.METRIC_RUN_DURATION,
     ):
