@@ -44,8 +44,10 @@ WANTED_FAMILIES: Final = (
 _ALTERNATION: Final = b"|".join(re.escape(name.encode()) for name in WANTED_FAMILIES)
 # A newline, optional blanks, a wanted family, optional blanks, '{'. All the alternatives start with
 # "container_", which the regex compiler factors out, so the scan stays in C between newlines.
-_LINE_START: Final = re.compile(rb"\n[ \t]*(?:" + _ALTERNATION + rb")[ \t]*\{")
-_FIRST_LINE: Final = re.compile(rb"[ \t]*(?:" + _ALTERNATION + rb")[ \t]*\{")
+_CANDIDATE: Final = rb"[ \t]*(?:" + _ALTERNATION + rb")[ \t]*\{[^\n]*"
+# Whole candidate lines, newline-terminated (a body cut short can end in a truncated number).
+_CANDIDATE_LINE: Final = re.compile(rb"\n(" + _CANDIDATE + rb")(?=\n)")
+_FIRST_CANDIDATE_LINE: Final = re.compile(_CANDIDATE + rb"(?=\n)")
 _STRICT_HEADS: Final = tuple(name.encode() + b"{" for name in WANTED_FAMILIES)
 
 # Label values in "unrolled loop" form, so that the regex engine runs through plain text in one step.
@@ -81,9 +83,10 @@ _LOOSE_SAMPLE_LINE: Final = re.compile(
     + _B
     + rb"(?P<value>[^ \t\n]+)(?:[ \t]+(?P<ts>[+-]?[0-9]+))?"
 )
-_LABEL_PAIR: Final = re.compile(rb'([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\\n]*(?:\\[\\"n][^"\\\n]*)*)"')
+# On the label set decoded once as UTF-8 (the line regex has validated its shape).
+_LABEL_PAIR: Final = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\\n]*(?:\\[\\"n][^"\\\n]*)*)"')
 _LOOSE_LABEL_PAIR: Final = re.compile(
-    rb'([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"([^"\\\n]*(?:\\[\\"n][^"\\\n]*)*)"'
+    r'([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"([^"\\\n]*(?:\\[\\"n][^"\\\n]*)*)"'
 )
 # Exactly what Go's strconv.ParseFloat takes once the text parser has refused 'p', 'P' and '_':
 # decimal with optional exponent, inf/infinity in any case with a sign, nan in any case without one.
@@ -91,11 +94,11 @@ _FLOAT: Final = re.compile(
     rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[Ii][Nn][Ff](?:[Ii][Nn][Ii][Tt][Yy])?)"
     rb"|[Nn][Aa][Nn]"
 )
-_ESCAPES: Final = re.compile(r"\\(.)")
-_UNESCAPE: Final = {"\\": "\\", '"': '"', "n": "\n"}
-# Node-level rows (no pod) are most of a payload; this test is safe because inside a well-formed
+# Node-level rows (no pod) are most of the candidates; this test is safe because inside a well-formed
 # label value a quote is always escaped, so `pod=""` can only be the pod label itself.
 _NO_POD: Final = (b',pod=""', b'{pod=""')
+_ESCAPES: Final = re.compile(r"\\(.)")
+_UNESCAPE: Final = {"\\": "\\", '"': '"', "n": "\n"}
 # Pod totals live on rows with an empty container and image; the network on sandbox rows
 # (container="" with a pause image, or container="POD" with Docker). Other rows are skipped unparsed.
 _EMPTY_CONTAINER: Final = (b',container=""', b'{container=""')
@@ -152,16 +155,11 @@ def extract(payload: bytes) -> Extraction:
     Only lines terminated by a newline are used: a body cut short can end in a truncated number.
     """
     result = Extraction()
-    end_of_complete_lines = payload.rfind(b"\n")
-    if end_of_complete_lines < 0:
-        return result
-    find_eol = payload.find
-    starts = [m.start() + 1 for m in _LINE_START.finditer(payload, 0, end_of_complete_lines)]
-    if _FIRST_LINE.match(payload):
-        starts.insert(0, 0)
-    for start in starts:
-        eol = find_eol(b"\n", start)
-        line = payload[start:eol]
+    lines = _CANDIDATE_LINE.findall(payload)
+    first = _FIRST_CANDIDATE_LINE.match(payload)
+    if first is not None:
+        lines.insert(0, first.group())
+    for line in lines:
         if _NO_POD[0] in line or _NO_POD[1] in line:
             continue
         # The substring tests only rule a row out when its head and labels have no blanks, as the
@@ -254,14 +252,12 @@ def _parse_timestamp(text: bytes) -> int | None:
     return value if -(2**63) <= value < 2**63 else None
 
 
-def _parse_labels(raw: bytes, label_pair: re.Pattern[bytes]) -> dict[str, str] | None:
+def _parse_labels(raw: bytes, label_pair: re.Pattern[str]) -> dict[str, str] | None:
     """Decoded labels of a label set the line regex has validated; None for a duplicate or `__name__`."""
     labels: dict[str, str] = {}
-    for name_raw, value_raw in label_pair.findall(raw):
-        name = name_raw.decode("ascii")
+    for name, value in label_pair.findall(raw.decode("utf-8")):
         if name in labels or name == "__name__":
             return None
-        value = value_raw.decode("utf-8")
         if "\\" in value:
             value = _ESCAPES.sub(lambda m: _UNESCAPE[m.group(1)], value)
         labels[name] = value
