@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=5000, help="Fargate nodes (one pod each)")
     parser.add_argument("--latency-ms", type=float, default=30.0, help="simulated per-request latency")
     parser.add_argument("--max-in-flight", type=int, default=64, help="the collector's concurrency cap")
-    parser.add_argument("--memory-mb", type=int, default=512, help="Lambda memory size for the cost")
+    parser.add_argument("--memory-mb", type=int, default=1024, help="Lambda memory size for the cost")
     parser.add_argument("--timeout", type=float, default=50.0, help="the simulated Lambda timeout (s)")
     parser.add_argument("--import-repeat", type=int, default=5, help="fresh interpreters per import time")
     parser.add_argument("--profile", action="store_true", help="print the measured run's profile")

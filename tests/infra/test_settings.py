@@ -21,7 +21,7 @@ def _from(**context: object) -> CollectorSettings:
 def test_defaults() -> None:
     s = _from(clusterName="demo")
     assert s == CollectorSettings(cluster_name="demo")
-    assert (s.schedule_minutes, s.memory_size, s.timeout_seconds) == (1, 512, 50)
+    assert (s.schedule_minutes, s.memory_size, s.timeout_seconds) == (1, 1024, 50)
     assert (s.max_in_flight, s.request_timeout_seconds, s.log_retention_days) == (64, 10, 30)
     assert (s.log_destination, s.kubernetes_group, s.create_access_entry, s.state_store) == (
         "function",

@@ -59,7 +59,7 @@ def test_function_runtime_architecture_and_limits(default: Synthesized) -> None:
     assert fn["Runtime"] == "python3.13"
     assert fn["Architectures"] == ["arm64"]
     assert fn["Handler"] == HANDLER == "fargate_insights.handler.lambda_handler"
-    assert fn["MemorySize"] == 512
+    assert fn["MemorySize"] == 1024
     assert fn["Timeout"] == 50
     assert fn["ReservedConcurrentExecutions"] == 1
     assert "VpcConfig" not in fn
