@@ -141,21 +141,6 @@ class HandlerRun:
     sys_s: float = 0.0
 
 
-class _LambdaContext:
-    """The attributes of Lambda's context object that the handler and Powertools read."""
-
-    def __init__(self, timeout_s: float) -> None:
-        self._deadline = time.monotonic() + timeout_s
-        self.function_name = "fargate-insights-bench"
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 512
-        self.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fargate-insights-bench"
-        self.aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 @contextlib.contextmanager
 def lambda_environment(variables: dict[str, str]) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in variables}
@@ -181,6 +166,7 @@ def invoke_handler(sink: CountingStdout, timeout_s: float, profile: bool = False
 
 def _invoke_handler(sink: CountingStdout, timeout_s: float, profile: bool) -> HandlerRun:
     from fargate_insights import handler
+    from fargate_insights.demo import LambdaContextStub
 
     handler.logger.registered_handler.stream = sink  # type: ignore[attr-defined]
     sink.reset()
@@ -191,7 +177,7 @@ def _invoke_handler(sink: CountingStdout, timeout_s: float, profile: bool) -> Ha
         if profiler is not None:
             profiler.enable()
         try:
-            summary: dict[str, Any] = handler.lambda_handler({}, _LambdaContext(timeout_s))
+            summary: dict[str, Any] = handler.lambda_handler({}, LambdaContextStub(timeout_s))
         finally:
             if profiler is not None:
                 profiler.disable()

@@ -12,23 +12,18 @@ import pytest
 
 from fargate_sim import ManualClock, SimulatedCluster
 
-from .conftest import CLUSTER, REGION, LambdaContext, emf_documents, pod_documents
+from .conftest import (
+    CLUSTER,
+    POD_DIMENSION_SETS,
+    POD_UNITS,
+    REGION,
+    LambdaContext,
+    emf_documents,
+    pod_documents,
+)
 
-DIMENSION_SETS = [
-    ["ClusterName", "LaunchType"],
-    ["ClusterName", "Namespace", "LaunchType"],
-    ["ClusterName", "Namespace", "PodName", "LaunchType"],
-]
-UNITS = {
-    "pod_cpu_usage_total": "None",
-    "pod_cpu_limit": "None",
-    "pod_cpu_utilization_over_pod_limit": "Percent",
-    "pod_memory_working_set": "Bytes",
-    "pod_memory_limit": "Bytes",
-    "pod_memory_utilization_over_pod_limit": "Percent",
-    "pod_network_rx_bytes": "Bytes/Second",
-    "pod_network_tx_bytes": "Bytes/Second",
-}
+DIMENSION_SETS = POD_DIMENSION_SETS
+UNITS = POD_UNITS
 
 
 @pytest.fixture
