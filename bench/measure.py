@@ -67,8 +67,9 @@ class ExtractionComparison:
 
 def compare_extraction(payloads: list[bytes], repeat: int) -> ExtractionComparison:
     """Best-of-`repeat` time of our extractor and of prometheus_client's parser on the same payloads."""
-    from fargate_insights.cadvisor import extract
     from prometheus_client.parser import text_string_to_metric_families
+
+    from fargate_insights.cadvisor import extract
 
     def ours() -> None:
         for payload in payloads:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fargate_insights import demo
 from fargate_insights.__main__ import main
-
 from fargate_sim import SimPod, SimulatedCluster
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,9 +17,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+
 from fargate_insights.__main__ import main
 from fargate_insights.preflight import RBAC_FIX, RBAC_GROUP, ca_data_of, principal_arn
-
 from fargate_sim import Faults, SimulatedCluster
 from fargate_sim.tls import generate
 

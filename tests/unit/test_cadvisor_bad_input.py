@@ -15,10 +15,11 @@ import re
 from pathlib import Path
 
 import pytest
-from fargate_insights.cadvisor import Extraction, Sample, extract
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
+
+from fargate_insights.cadvisor import Extraction, Sample, extract
 
 BAD_DIR = "prometheus-bad-input"
 CPU = "container_cpu_usage_seconds_total"

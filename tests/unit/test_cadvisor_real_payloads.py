@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from fargate_insights.cadvisor import Extraction, PodSeries, Sample, extract
 
 K128 = "cadvisor/kubelet-1.28-containerd.txt"

@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 import pytest
+
 from fargate_insights.emf import PodContext, PodDocumentBuilder, dumps
 from fargate_insights.pod_metrics import PodMetrics
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from fargate_insights.cadvisor import PodSeries, Sample
 from fargate_insights.pod_metrics import PodMetrics, compute, prune
 
