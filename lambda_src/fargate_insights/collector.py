@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -128,7 +129,6 @@ class Collector:
         report.nodes_discovered = len(nodes)
         if nodes:
             self._scrape_all(nodes, deadline, report)
-        prune(self._state.counters, int(self._clock() * 1000), HISTORY_MAX_AGE_MS)
         if report.nodes_scraped or not nodes:
             # Pods whose cgroups were created after this moment have counters that started from zero.
             self._state.last_run_ms = started_ms
@@ -242,8 +242,6 @@ class _Gauge:
     """Counts requests in flight and remembers the peak (the benchmark checks it against the cap)."""
 
     def __init__(self) -> None:
-        import threading
-
         self._lock = threading.Lock()
         self._now = 0
         self.peak = 0
