@@ -35,14 +35,6 @@ class PodMetrics:
     network_tx_bytes_per_second: float | None = None
 
 
-def series_keys(pod: PodSeries) -> list[str]:
-    """The counter-state keys a pod's series use (for pruning state of pods that went away)."""
-    keys = [_cpu_key(pod.uid)]
-    keys += [_network_key(pod.uid, "rx", cgroup, iface) for cgroup, iface in pod.network_rx]
-    keys += [_network_key(pod.uid, "tx", cgroup, iface) for cgroup, iface in pod.network_tx]
-    return keys
-
-
 def compute(
     pod: PodSeries,
     state: CounterState,
