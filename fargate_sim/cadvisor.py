@@ -219,9 +219,6 @@ class NodeMetrics:
         self._cache_gz: bytes | None = None
 
     # ---- cgroup model -------------------------------------------------------------------------
-    def _hex(self) -> str:
-        return f"{self._rng.getrandbits(256):064x}"
-
     def _build_cgroups(self, pod: SimPod | None) -> list[CGroup]:
         rng = self._rng
         boot = self._boot

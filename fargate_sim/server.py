@@ -17,7 +17,6 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -886,9 +885,3 @@ class SimulatedCluster:
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
-
-    def iter_nodes(self) -> Iterator[tuple[str, dict[str, str]]]:
-        """(name, labels) of every node."""
-        with self._lock:
-            items = [(n.name, dict(n.labels)) for n in self._nodes.values()]
-        yield from sorted(items)
