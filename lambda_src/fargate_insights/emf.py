@@ -102,9 +102,8 @@ class PodDocumentBuilder:
         )
         emf.add_metadata(key="CollectorVersion", value=__version__)
         emf.set_timestamp(metrics.timestamp_ms)
-        document: dict[str, Any] = dict(emf.serialize_metric_set())
-        emf.clear_metrics()
-        return document
+        # Cleared at the start of the next build, not here: once per pod is enough.
+        return dict(emf.serialize_metric_set())
 
 
 def dumps(document: dict[str, Any]) -> str:
