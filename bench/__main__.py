@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from .breakdown import sequential_breakdown
 from .cost import ADOT_POD_USD_PER_MONTH, lambda_monthly_cost
 from .measure import (
     CountingStdout,
@@ -49,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=50.0, help="the simulated Lambda timeout (s)")
     parser.add_argument("--import-repeat", type=int, default=5, help="fresh interpreters per import time")
     parser.add_argument("--profile", action="store_true", help="print the measured run's profile")
+    parser.add_argument(
+        "--breakdown",
+        type=int,
+        default=200,
+        metavar="N",
+        help="CPU per step, collecting N nodes one at a time after the measured run (0: skip)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--output", default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(argv)
@@ -91,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             run = invoke_handler(sink, args.timeout, profile=args.profile)
             rss_mb = peak_rss_mb()
             payloads = _sample_payloads(min(args.nodes, 40))
+            steps: dict[str, float] = {}
+            sequential_ms = 0.0
+            if args.breakdown > 0:
+                say(f"CPU per step, {min(args.breakdown, args.nodes)} nodes one at a time")
+                steps, sequential_ms = _breakdown(min(args.breakdown, args.nodes))
         say("extraction: ours against prometheus_client on the same payloads")
         extraction = compare_extraction(payloads, repeat=9)
 
@@ -124,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         "lambda_billed_s_per_run": round(cost.billed_s_per_run, 2),
         "lambda_usd_per_month": round(cost.usd_per_month, 2),
         "adot_pod_usd_per_month": round(ADOT_POD_USD_PER_MONTH, 2),
+        "cpu_ms_per_node_by_step": {label: round(ms, 3) for label, ms in steps.items()},
+        "cpu_ms_per_node_one_at_a_time": round(sequential_ms, 3),
         "machine_cpus": os.cpu_count(),
         "python": sys.version.split()[0],
     }
@@ -131,10 +146,23 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(results, handle, indent=2)
         handle.write("\n")
     missed = _print_table(results)
+    if steps:
+        print(f"\nCPU per node, one node at a time ({sequential_ms:.3f} ms in all):")
+        for label, ms in steps.items():
+            print(f"  {label:<40} {ms:7.3f} ms")
+        print(f"  {'(not in these steps)':<40} {sequential_ms - sum(steps.values()):7.3f} ms")
     if run.profile:
         print("\nProfile of the measured run (all threads, by own time):\n" + run.profile)
     print(f"\nwrote {os.path.relpath(args.output)}")
     return 1 if args.check and missed else 0
+
+
+def _breakdown(nodes: int) -> tuple[dict[str, float], float]:
+    from fargate_insights import handler
+
+    environment = handler._environment
+    assert environment is not None, "the handler has not run"
+    return sequential_breakdown(environment.kube, nodes)
 
 
 def _sample_payloads(count: int) -> list[bytes]:

@@ -57,6 +57,10 @@ def test_bench_runs_and_writes_every_result(tmp_path: Path) -> None:
     assert results["emf_bytes_per_pod"] > 500
     assert results["extract_speedup_vs_prometheus_client"] > 1
     assert "kubernetes" not in results["heavy_modules_at_cold_start"]
+    steps = results["cpu_ms_per_node_by_step"]
+    assert {"gunzip", "extraction", "Powertools EMF document"} <= set(steps)
+    assert all(ms > 0 for ms in steps.values())
+    assert sum(steps.values()) <= results["cpu_ms_per_node_one_at_a_time"]
     assert (
         "cpu_ms_per_node" in answer.stdout and "MISS" not in answer.stdout.split("max_in_flight", 1)[1][:80]
     )
