@@ -1,6 +1,6 @@
 """The two Kubernetes API calls the collector makes: list Fargate nodes, read a node's cAdvisor metrics.
 
-A thin urllib3 adapter over one TLS connection pool. The kubernetes client's generated models would
+A thin adapter over one pool of keep-alive TLS connections. The kubernetes client's generated models would
 deserialize every node into objects and its import alone costs about a quarter of a second on every
 cold start, so the hot path speaks the API's JSON and text directly (the kubernetes client serves the
 preflight, where that cost does not matter). TLS is always verified against the cluster's CA.
@@ -18,11 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlencode, urlsplit
 
-import urllib3
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError, SSLError
-from urllib3.exceptions import TimeoutError as Urllib3Timeout
-
+from .https_transport import Answer, HttpsPool, TransportError
 from .names import FARGATE_LABEL, FARGATE_LABEL_VALUE
 
 FARGATE_SELECTOR: Final = f"{FARGATE_LABEL}={FARGATE_LABEL_VALUE}"
@@ -71,15 +67,7 @@ class KubeClient:
             raise ValueError(f"endpoint must be an https URL, got {endpoint!r}")
         context = ssl.create_default_context(cadata=ca_pem)  # CERT_REQUIRED and hostname checks on
         self._base_path = parts.path.rstrip("/")
-        self._pool = urllib3.HTTPSConnectionPool(
-            parts.hostname,
-            parts.port or 443,
-            maxsize=max_in_flight,
-            block=True,
-            ssl_context=context,
-            retries=False,
-            timeout=urllib3.Timeout(connect=min(5.0, request_timeout_s), read=request_timeout_s),
-        )
+        self._pool = HttpsPool(parts.hostname, parts.port or 443, context, max_idle=max_in_flight)
         self._token = token
         self._invalidate_token = invalidate_token
         self._timeout_s = request_timeout_s
@@ -167,7 +155,7 @@ class KubeClient:
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _request(self, path: str, accept: str, timeout_s: float, gzip: bool = False) -> Any:
+    def _request(self, path: str, accept: str, timeout_s: float, gzip: bool = False) -> Answer:
         headers = {
             "Authorization": f"Bearer {self._token()}",
             "Accept": accept,
@@ -175,52 +163,29 @@ class KubeClient:
             "User-Agent": "fargate-insights",
         }
         try:
-            return self._pool.urlopen(
-                "GET",
-                self._base_path + path,
-                headers=headers,
-                preload_content=False,
-                decode_content=False,
-                timeout=urllib3.Timeout(connect=min(5.0, timeout_s), read=timeout_s),
-            )
-        except NewConnectionError as err:
-            # Refused, unreachable or not resolvable; urllib3 makes this a subclass of its timeout error,
-            # but "did not answer in time" would send the reader to the wrong fix.
-            raise KubeApiError("connection", f"GET {path}: could not connect: {err}") from err
-        except (ReadTimeoutError, Urllib3Timeout) as err:
-            raise KubeApiError("timeout", f"GET {path}: timed out after {timeout_s:.1f}s") from err
-        except SSLError as err:
-            raise KubeApiError("tls", f"GET {path}: TLS verification failed ({err})") from err
-        except Urllib3Error as err:
-            raise KubeApiError("connection", f"GET {path}: {type(err).__name__}: {err}") from err
+            return self._pool.get(self._base_path + path, headers, timeout_s)
+        except TransportError as err:
+            raise KubeApiError(err.reason, str(err)) from err
 
-    def _read_capped(self, response: Any, cap: int) -> bytes:
+    def _read_capped(self, response: Answer, cap: int) -> bytes:
         length = response.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > cap:
             raise KubeApiError("too_large", f"answer of {length} bytes exceeds the {cap}-byte cap")
         try:
-            body: bytes = response.read(cap + 1)
-        except (ReadTimeoutError, Urllib3Timeout) as err:
-            raise KubeApiError("timeout", "timed out reading the answer") from err
-        except (ProtocolError, Urllib3Error, OSError) as err:
-            raise KubeApiError("connection", f"connection broken while reading: {err}") from err
+            body = response.read(cap + 1)
+        except TransportError as err:
+            raise KubeApiError(err.reason, str(err)) from err
         if len(body) > cap:
             raise KubeApiError("too_large", f"answer exceeds the {cap}-byte cap")
         return body
 
 
 @contextmanager
-def _released(response: Any) -> Iterator[None]:
-    """Return the connection to the pool only when its answer was read to the end; else close it.
-
-    A connection with unread bytes would hand them to the next request on it.
-    """
+def _released(response: Answer) -> Iterator[None]:
     try:
         yield
     finally:
-        if not response.isclosed():
-            response.close()  # closes the connection too; the pool opens a fresh one when needed
-        response.release_conn()
+        response.release()
 
 
 def _decode_body(body: bytes, encoding: str, cap: int) -> bytes:
