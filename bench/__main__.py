@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from typing import Any
+from unittest import mock
 
 from .breakdown import sequential_breakdown
 from .cost import ADOT_POD_USD_PER_MONTH, lambda_monthly_cost
@@ -21,7 +22,6 @@ from .measure import (
     cold_import_ms,
     compare_extraction,
     invoke_handler,
-    lambda_environment,
     peak_rss_mb,
 )
 from .simulator_process import simulator
@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             "AWS_REGION": "us-east-1",
             "POWERTOOLS_SERVICE_NAME": "fargate-insights",
         }
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "STATE_BUCKET"):
-            os.environ.pop(name, None)
-        with lambda_environment(environment):
+        with mock.patch.dict(os.environ, environment):  # restored afterwards, removals included
+            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "STATE_BUCKET"):
+                os.environ.pop(name, None)
             sink = CountingStdout()
             say("warm-up run")
             warm = invoke_handler(sink, args.timeout)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import cProfile
 import io
-import json
 import os
 import pstats
 import resource
@@ -13,8 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -141,23 +139,8 @@ class HandlerRun:
     summary: dict[str, Any]
     pod_documents: int
     pod_bytes: int
-    health: dict[str, Any] = field(default_factory=dict)
     profile: str = ""
     sys_s: float = 0.0
-
-
-@contextlib.contextmanager
-def lambda_environment(variables: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def invoke_handler(sink: CountingStdout, timeout_s: float, profile: bool = False) -> HandlerRun:
@@ -188,16 +171,12 @@ def _invoke_handler(sink: CountingStdout, timeout_s: float, profile: bool) -> Ha
                 profiler.disable()
     wall_s = time.perf_counter() - started
     cpu_s = _cpu_s() - cpu_before
-    health: dict[str, Any] = {}
-    for line in sink.other_lines:
-        if line.startswith('{"_aws"') and '"FargateInsights"' in line:
-            health = json.loads(line)
     report = ""
     if profiler is not None:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
         report = text.getvalue()
-    return HandlerRun(wall_s, cpu_s, summary, sink.pod_documents, sink.pod_bytes, health, report)
+    return HandlerRun(wall_s, cpu_s, summary, sink.pod_documents, sink.pod_bytes, report)
 
 
 def _cpu_s() -> float:

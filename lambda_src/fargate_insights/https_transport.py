@@ -32,7 +32,7 @@ class TransportError(Exception):
 
 @dataclass(slots=True)
 class Answer:
-    """An HTTP answer whose body is still to be read; `release()` it exactly once."""
+    """An HTTP answer whose body is still to be read; `close()` it exactly once (`contextlib.closing`)."""
 
     status: int
     headers: http.client.HTTPMessage
@@ -49,7 +49,7 @@ class Answer:
         except (http.client.HTTPException, OSError) as err:
             raise TransportError("connection", f"connection broken while reading: {err!r}") from err
 
-    def release(self) -> None:
+    def close(self) -> None:
         """Reuse the connection only when its answer was read to the end; unread bytes would be
         handed to the next request on it."""
         if self._response.isclosed() and not self._response.will_close:

@@ -13,7 +13,7 @@ import ssl
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlencode, urlsplit
@@ -108,7 +108,7 @@ class KubeClient:
             if remaining <= 0:
                 raise KubeApiError("deadline", f"GET {path}: no time left before the run's deadline")
             response = self._request(path, "application/json", min(self._timeout_s, remaining))
-            with _released(response):
+            with closing(response):
                 status = response.status
                 if status == 401 and not renewed:
                     renewed = True
@@ -138,7 +138,7 @@ class KubeClient:
         renewed = False
         while True:
             response = self._request(path, "text/plain", min(self._timeout_s, timeout_s), gzip=True)
-            with _released(response):
+            with closing(response):
                 if response.status == 401 and not renewed:
                     renewed = True
                     self._invalidate_token()
@@ -178,14 +178,6 @@ class KubeClient:
         if len(body) > cap:
             raise KubeApiError("too_large", f"answer exceeds the {cap}-byte cap")
         return body
-
-
-@contextmanager
-def _released(response: Answer) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        response.release()
 
 
 def _decode_body(body: bytes, encoding: str, cap: int) -> bytes:

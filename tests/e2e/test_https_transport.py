@@ -76,7 +76,7 @@ def _get(pool: HttpsPool, path: str = "/", timeout_s: float = 5.0) -> bytes:
         assert answer.status == 200
         return answer.read(len(BODY) + 1)
     finally:
-        answer.release()
+        answer.close()
 
 
 def test_connections_are_reused(server) -> None:
@@ -104,7 +104,7 @@ def test_an_answer_not_read_to_the_end_closes_its_connection(server) -> None:
     pool = _pool(srv, ca)
     answer = pool.get("/", {}, 5.0)
     assert answer.read(10) == BODY[:10]
-    answer.release()  # the rest is unread: the connection must not serve the next request
+    answer.close()  # the rest is unread: the connection must not serve the next request
     assert _get(pool) == BODY
     assert srv.connections == 2
     pool.close()
@@ -116,7 +116,7 @@ def test_idle_connections_are_capped(server) -> None:
     answers = [pool.get("/", {}, 5.0) for _ in range(4)]  # four at once: four connections
     for answer in answers:
         answer.read(len(BODY) + 1)
-        answer.release()
+        answer.close()
     assert len(pool._idle) == 2
     for _ in range(3):
         _get(pool)
