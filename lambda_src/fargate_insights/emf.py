@@ -67,11 +67,11 @@ class PodDocumentBuilder:
         """The pod's document, or None when it has no metric to publish or its names are not publishable."""
         if not (valid_dimension_value(metrics.namespace) and valid_dimension_value(metrics.pod)):
             return None
-        values = [
-            (name, unit, value)
-            for name, attribute, unit in POD_METRICS
+        values = {
+            name: {"Unit": unit, "StorageResolution": 60, "Value": [float(value)]}
+            for name, attribute, unit in _POD_METRIC_UNITS
             if (value := getattr(metrics, attribute)) is not None and math.isfinite(value)
-        ]
+        }
         if not values:
             return None
         emf = self._metrics
@@ -85,27 +85,33 @@ class PodDocumentBuilder:
             PodName=metrics.pod,
             LaunchType=LAUNCH_TYPE,
         )
-        for name, unit, value in values:
-            emf.add_metric(name=name, unit=unit, value=value)
-        emf.add_metadata(key="NodeName", value=where.host)
-        emf.add_metadata(key="Type", value=DOCUMENT_TYPE)
-        emf.add_metadata(key="Version", value=DOCUMENT_VERSION)
-        emf.add_metadata(
-            key="kubernetes",
-            value={
+        emf.set_timestamp(metrics.timestamp_ms)
+        # The metrics and metadata go to serialize_metric_set() as built dicts, in the shape add_metric()
+        # keeps: add_metric() and add_metadata() format a debug message (repr of the metric) on every
+        # call even with debug logging off, which was 40 of the 63 us a document took (measured).
+        # The units are MetricUnit values and every value is a finite float: what add_metric() checks.
+        metadata = {
+            "NodeName": where.host,
+            "Type": DOCUMENT_TYPE,
+            "Version": DOCUMENT_VERSION,
+            "kubernetes": {
                 "host": where.host,
                 "namespace_name": metrics.namespace,
                 "pod_name": metrics.pod,
                 "pod_id": metrics.uid,
                 "node_name": where.node_name,
             },
-        )
-        emf.add_metadata(key="CollectorVersion", value=__version__)
-        emf.set_timestamp(metrics.timestamp_ms)
+            "CollectorVersion": __version__,
+        }
         # Cleared at the start of the next build, not here: once per pod is enough.
-        return dict(emf.serialize_metric_set())
+        return dict(emf.serialize_metric_set(metrics=values, metadata=metadata))
+
+
+# The same table with the units as the strings CloudWatch takes, resolved once.
+_POD_METRIC_UNITS: Final = tuple((name, attribute, unit.value) for name, attribute, unit in POD_METRICS)
+_ENCODER: Final = json.JSONEncoder(allow_nan=False, ensure_ascii=True, separators=(",", ":"))
 
 
 def dumps(document: dict[str, Any]) -> str:
     """One log line per document; NaN can never appear (filtered above), so refuse it outright."""
-    return json.dumps(document, allow_nan=False, ensure_ascii=True, separators=(",", ":"))
+    return _ENCODER.encode(document)  # one encoder: json.dumps() builds a new one for non-default options
