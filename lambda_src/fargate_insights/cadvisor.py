@@ -15,10 +15,11 @@ CR (a CRLF payload) or in trailing blanks is malformed: the kubelet never writes
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 # The families the eight pod metrics are computed from.
 CPU_USAGE: Final = "container_cpu_usage_seconds_total"
@@ -97,21 +98,25 @@ _FLOAT: Final = re.compile(
 # Node-level rows (no pod) are most of the candidates; this test is safe because inside a well-formed
 # label value a quote is always escaped, so `pod=""` can only be the pod label itself.
 _NO_POD: Final = (b',pod=""', b'{pod=""')
+_LABEL_STARTS: Final = (b",", b"{")
 _ESCAPES: Final = re.compile(r"\\(.)")
 _UNESCAPE: Final = {"\\": "\\", '"': '"', "n": "\n"}
 # Pod totals live on rows with an empty container and image; the network on sandbox rows
 # (container="" with a pause image, or container="POD" with Docker). Other rows are skipped unparsed.
-_EMPTY_CONTAINER: Final = (b',container=""', b'{container=""')
-_DOCKER_SANDBOX: Final = (b',container="POD"', b'{container="POD"')
+# `{` first: the kubelet writes `container` as the first label, so that test ends at once.
+_EMPTY_CONTAINER: Final = (b'{container=""', b',container=""')
+_DOCKER_SANDBOX: Final = (b'{container="POD"', b',container="POD"')
 _EMPTY_IMAGE: Final = (b',image=""', b'{image=""')
 _NETWORK_PREFIX: Final = b"container_network_"
 # Pod cgroup names: cgroupfs `pod<uid>`, systemd `kubepods-<qos>-pod<uid_with_underscores>.slice`.
 _POD_CGROUP: Final = re.compile(r"(?:^|-)pod([0-9a-fA-F][0-9a-fA-F_-]{7,63})(?:\.slice)?$")
 
 
-@dataclass(slots=True, frozen=True)
-class Sample:
-    """A value with the timestamp cAdvisor printed for it (ms since the epoch), if any."""
+class Sample(NamedTuple):
+    """A value with the timestamp cAdvisor printed for it (ms since the epoch), if any.
+
+    A named tuple rather than a frozen dataclass: made for every kept line, and three times cheaper.
+    """
 
     value: float
     timestamp_ms: int | None
@@ -155,18 +160,26 @@ def extract(payload: bytes) -> Extraction:
     Only lines terminated by a newline are used: a body cut short can end in a truncated number.
     """
     result = Extraction()
+    # The pod-cgroup rows of six families share one label set, the sandbox's rx and tx rows another:
+    # each distinct label set is decoded once per payload.
+    label_sets: _LabelSets = {}
     lines = _CANDIDATE_LINE.findall(payload)
     first = _FIRST_CANDIDATE_LINE.match(payload)
     if first is not None:
         lines.insert(0, first.group())
     for line in lines:
-        if _NO_POD[0] in line or _NO_POD[1] in line:
+        # Node-level rows (`pod=""`) are most candidates. The kubelet writes `pod` last, so the last
+        # `pod="` settles most lines without scanning them whole; the full test decides the others.
+        last = line.rfind(b'pod="')
+        if last > 0 and line[last + 5 : last + 6] == b'"' and line[last - 1 : last] in _LABEL_STARTS:
+            continue
+        if last >= 0 and (_NO_POD[0] in line or _NO_POD[1] in line):
             continue
         # The substring tests only rule a row out when its head and labels have no blanks, as the
         # kubelet writes them; any other line is parsed and its parsed labels decide.
         if not _may_be_pod_row(line) and line.startswith(_STRICT_HEADS) and not _labels_may_have_blanks(line):
             continue
-        if not _apply_line(line, result):
+        if not _apply_line(line, result, label_sets):
             result.malformed_lines += 1
     for pod in result.pods.values():
         _drop_conflicts(pod)
@@ -203,7 +216,11 @@ def _is_pod_row(family: str, labels: dict[str, str]) -> bool:
     return container == "" and labels.get("image") == ""
 
 
-def _apply_line(line: bytes, result: Extraction) -> bool:
+# (label set as written, read with the strict pair regex) -> its labels, or None when invalid.
+_LabelSets = dict[tuple[bytes, bool], dict[str, str] | None]
+
+
+def _apply_line(line: bytes, result: Extraction, label_sets: _LabelSets) -> bool:
     """Validate one candidate line and store what it says; False when it is malformed.
 
     The strict shape is tried first because every kubelet line has it; the loose one accepts the
@@ -222,10 +239,15 @@ def _apply_line(line: bytes, result: Extraction) -> bool:
     value = float(value_text)
     if math.isinf(value) and value_text.lstrip(b"+-")[:1] not in (b"i", b"I"):
         return False  # 1e999: Go's ParseFloat reports a range error, not an infinity
+    key = (match.group("labels"), label_pair is _LABEL_PAIR)
     try:
-        labels = _parse_labels(match.group("labels"), label_pair)
-    except (UnicodeDecodeError, ValueError):
-        return False
+        labels = label_sets[key]
+    except KeyError:
+        try:
+            labels = _parse_labels(key[0], label_pair)
+        except (UnicodeDecodeError, ValueError):
+            labels = None
+        label_sets[key] = labels
     if labels is None:
         return False
     ts_text = match.group("ts")
@@ -360,6 +382,7 @@ _ALL_FIELDS: Final = (
 )
 
 
+@functools.lru_cache(maxsize=8192)
 def _pod_uid(segment: str) -> str | None:
     """The pod UID when a cgroup path segment is a pod cgroup, else None."""
     match = _POD_CGROUP.search(segment)
