@@ -31,6 +31,9 @@ from .model import SimPod, generate_pods, new_uid
 from .tls import generate, server_context
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The largest chunk of a chunked answer. Real chunk sizes follow the writes of the kubelet and the API
+# server's proxy; small ones make a client decode several chunks an answer, as it must in a cluster.
+CHUNK_BYTES = 4096
 
 
 class SimStats:
@@ -169,6 +172,16 @@ class _Server(ThreadingHTTPServer):
         """Client disconnects are normal here; stay quiet."""
 
 
+def _chunked(body: bytes) -> bytes:
+    """`body` in Transfer-Encoding: chunked framing, the last chunk included."""
+    parts = [
+        b"%x\r\n%b\r\n" % (len(piece), piece)
+        for piece in (body[i : i + CHUNK_BYTES] for i in range(0, len(body), CHUNK_BYTES))
+    ]
+    parts.append(b"0\r\n\r\n")
+    return b"".join(parts)
+
+
 class _Reset(Exception):
     """Raised to abandon a connection after a deliberate reset."""
 
@@ -206,17 +219,23 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
+        chunked: bool = False,
     ) -> None:
+        """One write for the headers, one for the body; `chunked` frames the body in chunks of at most
+        CHUNK_BYTES instead of sending its length (`bytes_sent` counts the body without framing)."""
         self.send_response(code)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("Audit-Id", str(uuid.uuid4()))
         self.send_header("Cache-Control", "no-cache, private")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self.wfile.write(_chunked(body) if chunked else body)
         self.sim.stats.add("bytes_sent", len(body))
 
     def _json(self, code: int, obj: Any, headers: dict[str, str] | None = None) -> None:
@@ -458,8 +477,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self._accepts_gzip():
             _, compressed = node.metrics.render_gzip(now)
             self.sim.stats.add("gzip_responses")
+            # As a kubelet's answer reaches the client through the API server's proxy: Go's net/http
+            # writes a body over 2 KB with no length (promhttp gzips as it writes), so it comes chunked.
             self._send(
-                200, compressed, METRICS_CONTENT_TYPE, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+                200,
+                compressed,
+                METRICS_CONTENT_TYPE,
+                {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+                chunked=True,
             )
         else:
             raw = node.metrics.render(now)

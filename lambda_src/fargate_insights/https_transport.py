@@ -1,25 +1,41 @@
-"""Keep-alive HTTPS GETs to one host over the standard library's http.client.
+"""Keep-alive HTTPS GETs to one host: a minimal HTTP/1.1 client over a verified TLS socket.
 
 The collector makes thousands of small GETs a minute to a single host, without redirects, retries or
-proxies: urllib3's pool machinery costs more CPU per request (0.58 vs 0.34 ms measured) than the
-request itself. This keeps exactly what the collector needs: idle connections reused, one retry when
-the server closed an idle connection, timeouts, and TLS verified against the cluster's CA.
+proxies, so the CPU each request costs adds up: urllib3's pool cost 0.58 ms a request against
+http.client's 0.34 ms, and profiled at 3,000 nodes, http.client's own work then dominated the request
+(header validation in `putheader`, `parse_headers` through the `email` feed parser, `_read_chunked` in
+Python). This client does only what the collector needs: the whole request sent with one `sendall`,
+answers received up to 64 KiB at a time, the header block split with bytes operations and chunks
+decoded by slicing, idle connections reused, one retry when the server closed an idle connection,
+timeouts, and TLS always verified with the caller's context. On loopback, an 11 KB chunked answer on a
+reused connection costs about a third of http.client's CPU: 0.06-0.11 against 0.18-0.31 ms (thread
+time, the two clients measured alternately on a noisy 2-core VM; TLS reads and writes are half of the rest).
+
+Not supported, because the API server does not use them: pipelining, request bodies, obs-folded or
+bare-LF header lines, and 101 protocol switches (answers with those are errors, not guesses).
 """
 
 from __future__ import annotations
 
-import http.client
 import logging
+import socket
 import ssl
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 logger = logging.getLogger(__name__)
 
-# Errors that mean "the server closed this idle keep-alive connection": safe to retry a GET once.
-_STALE: Final = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 CONNECT_TIMEOUT_MAX_S: Final = 5.0
+MAX_HEAD_BYTES: Final = 64 * 1024  # the status line and headers, interim (1xx) answers included
+_RECV_BYTES: Final = 64 * 1024
+_MAX_CHUNK_LINE: Final = 4096  # a chunk-size line, extensions included
+_HEX: Final = b"0123456789abcdefABCDEF"
+# Framing states of an answer's body.
+_LENGTH: Final = 0  # Content-Length: `_left` bytes still to come
+_CHUNKED: Final = 1  # `_left` > 2: data bytes + CRLF to come; 2: the CRLF; 0: a size line; -1: trailers
+_TO_CLOSE: Final = 2  # neither: the body ends when the server closes the connection
+_DONE: Final = 3
 
 
 class TransportError(Exception):
@@ -30,33 +46,185 @@ class TransportError(Exception):
         self.reason = reason
 
 
-@dataclass(slots=True)
+class _Closed(Exception):
+    """The server closed the connection before sending a byte of the answer."""
+
+
+# Errors that mean "the server closed this idle keep-alive connection": safe to retry a GET once.
+_STALE: Final = (_Closed, BrokenPipeError, ConnectionResetError, ssl.SSLEOFError)
+
+
+def _broken(message: str) -> TransportError:
+    return TransportError("connection", message)
+
+
+class Headers(Mapping[str, str]):
+    """An answer's header fields by case-insensitive name; repeated fields joined with ", "."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self._fields = fields  # lowercased names
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
 class Answer:
     """An HTTP answer whose body is still to be read; `close()` it exactly once (`contextlib.closing`)."""
 
-    status: int
-    headers: http.client.HTTPMessage
-    _response: http.client.HTTPResponse
-    _connection: http.client.HTTPSConnection
-    _pool: HttpsPool
+    __slots__ = ("_buf", "_keep_alive", "_left", "_mode", "_pool", "_sock", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Headers,
+        sock: ssl.SSLSocket,
+        pool: HttpsPool,
+        buf: bytes,
+        mode: int,
+        left: int,
+        keep_alive: bool,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self._sock: ssl.SSLSocket | None = sock
+        self._pool = pool
+        self._buf = buf  # received bytes of the body not yet consumed (raw chunked framing included)
+        self._mode = mode
+        self._left = left
+        self._keep_alive = keep_alive
 
     def read(self, amount: int) -> bytes:
         """Up to `amount` bytes of the body (fewer only at its end)."""
+        if self._mode == _DONE or amount <= 0:
+            return b""
         try:
-            return self._response.read(amount)
+            if self._mode == _CHUNKED:
+                return self._read_chunked(amount)
+            return self._read_plain(amount)
+        except TransportError:
+            self._keep_alive = False
+            raise
         except TimeoutError as err:
+            self._keep_alive = False
             raise TransportError("timeout", "timed out reading the answer") from err
-        except (http.client.HTTPException, OSError) as err:
-            raise TransportError("connection", f"connection broken while reading: {err!r}") from err
+        except OSError as err:
+            self._keep_alive = False
+            raise _broken(f"connection broken while reading: {err!r}") from err
 
     def close(self) -> None:
         """Reuse the connection only when its answer was read to the end; unread bytes would be
         handed to the next request on it."""
-        if self._response.isclosed() and not self._response.will_close:
-            self._pool.put(self._connection)
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        if self._mode == _DONE and self._keep_alive and not self._buf:
+            self._pool.put(sock)
         else:
-            self._response.close()
-            self._connection.close()
+            sock.close()
+
+    def _recv(self) -> bytes:
+        if self._sock is None:
+            raise _broken("read after close")
+        return self._sock.recv(_RECV_BYTES)
+
+    def _read_plain(self, amount: int) -> bytes:
+        """Content-Length or read-to-close bodies."""
+        want = min(amount, self._left) if self._mode == _LENGTH else amount
+        buf = self._buf
+        have = len(buf)
+        parts = [buf] if have else []
+        while have < want:
+            data = self._recv()
+            if not data:
+                if self._mode == _TO_CLOSE:
+                    self._mode = _DONE
+                    self._keep_alive = False
+                    want = have
+                    break
+                raise _broken(f"the connection closed {self._left - have} bytes short of the Content-Length")
+            parts.append(data)
+            have += len(data)
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        if have > want:
+            self._buf = body[want:]  # past the Content-Length only if the server sent junk: not reused
+            body = body[:want]
+        else:
+            self._buf = b""
+        if self._mode == _LENGTH:
+            self._left -= want
+            if not self._left:
+                self._mode = _DONE
+        return body
+
+    def _read_chunked(self, amount: int) -> bytes:
+        """Decode chunks from the buffer, receiving more only when a chunk or its framing is incomplete."""
+        out: list[bytes] = []
+        have = 0
+        buf = self._buf
+        pos = 0
+        left = self._left
+        while have < amount:
+            if left > 2:  # chunk data
+                n = min(left - 2, len(buf) - pos, amount - have)
+                if n > 0:
+                    out.append(buf[pos : pos + n])
+                    pos += n
+                    left -= n
+                    have += n
+                    continue
+            elif left == 2:  # the CRLF after a chunk's data
+                if len(buf) - pos >= 2:
+                    if buf[pos : pos + 2] != b"\r\n":
+                        raise _broken("a chunk is not followed by CRLF")
+                    pos += 2
+                    left = 0
+                    continue
+            elif left == 0:  # chunk-size [; extensions] CRLF
+                eol = buf.find(b"\r\n", pos)
+                if eol >= 0:
+                    size = _chunk_size(buf[pos:eol])
+                    pos = eol + 2
+                    left = size + 2 if size else -1
+                    continue
+                if len(buf) - pos > _MAX_CHUNK_LINE:
+                    raise _broken("a chunk-size line is too long")
+            else:  # trailer fields, ended by an empty line; skipped
+                if buf.startswith(b"\r\n", pos):
+                    pos += 2
+                    self._mode = _DONE
+                    break
+                end = buf.find(b"\r\n\r\n", pos)
+                if end >= 0:
+                    pos = end + 4
+                    self._mode = _DONE
+                    break
+                if len(buf) - pos > MAX_HEAD_BYTES:
+                    raise _broken("the trailer section exceeds 64 KiB")
+            data = self._recv()
+            if not data:
+                raise _broken("the connection closed in the middle of a chunked answer")
+            buf = buf[pos:] + data if pos < len(buf) else data
+            pos = 0
+        self._buf = buf[pos:] if pos < len(buf) else b""
+        self._left = left
+        if len(out) == 1:
+            return out[0]
+        return b"".join(out)
+
+
+def _chunk_size(line: bytes) -> int:
+    size = line.partition(b";")[0].strip(b" \t")
+    if not size or len(size) > 15 or size.strip(_HEX):
+        raise _broken(f"invalid chunk size {line[:40]!r}")
+    return int(size, 16)
 
 
 class HttpsPool:
@@ -67,40 +235,50 @@ class HttpsPool:
         self._port = port
         self._context = context
         self._max_idle = max_idle
-        self._idle: list[http.client.HTTPSConnection] = []
+        self._idle: list[ssl.SSLSocket] = []
         self._lock = threading.Lock()
+        authority = f"[{host}]" if ":" in host else host
+        if port != 443:
+            authority = f"{authority}:{port}"
+        self._host_line = f"Host: {authority}\r\n"
 
     def get(self, path: str, headers: dict[str, str], timeout_s: float) -> Answer:
         """Send a GET and read its status and headers."""
+        request = self._request(path, headers)
         for attempt in (1, 2):
-            connection, reused = self._take(timeout_s)
+            sock, reused = self._take()
             try:
-                if not reused:
-                    connection.connect()
-                if connection.sock is not None:
-                    connection.sock.settimeout(timeout_s)
-                connection.request("GET", path, headers=headers)
-                response = connection.getresponse()
+                if sock is None:
+                    sock = self._connect(timeout_s)
+                sock.settimeout(timeout_s)
+                sock.sendall(request)
+                answer = self._answer(sock)
             except _STALE as err:
-                connection.close()
+                if sock is not None:
+                    sock.close()
                 if reused and attempt == 1:
                     continue  # the server closed it while idle: a fresh connection, once
                 raise TransportError("connection", f"GET {path}: connection closed: {err!r}") from err
+            except TransportError as err:
+                if sock is not None:
+                    sock.close()
+                raise TransportError(err.reason, f"GET {path}: {err}") from err
             except TimeoutError as err:
-                connection.close()
+                if sock is not None:
+                    sock.close()
                 raise TransportError("timeout", f"GET {path}: timed out after {timeout_s:.1f}s") from err
             except ssl.SSLCertVerificationError as err:
-                connection.close()
                 raise TransportError("tls", f"GET {path}: TLS verification failed ({err})") from err
-            except (http.client.HTTPException, OSError) as err:
-                connection.close()
-                what = "could not connect" if not reused else "connection broken"
+            except OSError as err:
+                what = "could not connect" if sock is None else "connection broken"
+                if sock is not None:
+                    sock.close()
                 raise TransportError("connection", f"GET {path}: {what}: {err!r}") from err
-            logger.debug("GET %s: HTTP %d", path, response.status)
-            return Answer(response.status, response.headers, response, connection, self)
+            logger.debug("GET %s: HTTP %d", path, answer.status)
+            return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def put(self, connection: http.client.HTTPSConnection) -> None:
+    def put(self, connection: ssl.SSLSocket) -> None:
         with self._lock:
             if len(self._idle) < self._max_idle:
                 self._idle.append(connection)
@@ -113,14 +291,122 @@ class HttpsPool:
         for connection in idle:
             connection.close()
 
-    def _take(self, timeout_s: float) -> tuple[http.client.HTTPSConnection, bool]:
+    def _request(self, path: str, headers: dict[str, str]) -> bytes:
+        """The whole request; a CR or LF anywhere but at the line ends would inject headers."""
+        text = (
+            f"GET {path} HTTP/1.1\r\n{self._host_line}"
+            + "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+            + "\r\n"
+        )
+        lines = len(headers) + 3
+        if text.count("\r") != lines or text.count("\n") != lines:
+            raise ValueError("a CR or LF in a request header or path")
+        if " " in path or not path.isascii() or not path.isprintable():
+            raise ValueError("a space, control or non-ASCII character in the request path")
+        return text.encode("latin-1")
+
+    def _take(self) -> tuple[ssl.SSLSocket | None, bool]:
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
-        connection = http.client.HTTPSConnection(
-            self._host,
-            self._port,
-            timeout=min(CONNECT_TIMEOUT_MAX_S, timeout_s),
-            context=self._context,
-        )
-        return connection, False
+        return None, False
+
+    def _connect(self, timeout_s: float) -> ssl.SSLSocket:
+        raw = socket.create_connection((self._host, self._port), min(CONNECT_TIMEOUT_MAX_S, timeout_s))
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return self._context.wrap_socket(raw, server_hostname=self._host)  # handshake and verify
+        except BaseException:
+            raw.close()
+            raise
+
+    def _answer(self, sock: ssl.SSLSocket) -> Answer:
+        """Read the status line and headers (skipping interim 1xx answers) and decide the framing."""
+        buf = sock.recv(_RECV_BYTES)
+        if not buf:
+            raise _Closed("the server closed the connection without answering")
+        start = 0  # where the current header block begins in buf
+        search = 0
+        while True:
+            end = buf.find(b"\r\n\r\n", search)
+            if end < 0:
+                if len(buf) > MAX_HEAD_BYTES:
+                    raise _broken("the answer's header section exceeds 64 KiB")
+                data = sock.recv(_RECV_BYTES)
+                if not data:
+                    raise _broken("the connection closed in the middle of the answer's headers")
+                search = max(start, len(buf) - 3)
+                buf += data
+                continue
+            if end + 4 > MAX_HEAD_BYTES:
+                raise _broken("the answer's header section exceeds 64 KiB")
+            version, status, fields = _parse_head(buf[start:end])
+            start = search = end + 4
+            if status >= 200:
+                break
+            if status == 101:
+                raise _broken("unexpected 101 Switching Protocols")
+            # 100 Continue, 103 Early Hints, ...: the answer follows.
+        rest = buf[start:]
+        connection = fields.get("connection")
+        tokens = {token.strip() for token in connection.lower().split(",")} if connection else set()
+        keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
+        transfer = fields.get("transfer-encoding")
+        length = fields.get("content-length")
+        if status in (204, 304):
+            mode, left = _DONE, 0
+        elif transfer is not None:
+            if transfer.rpartition(",")[2].strip().lower() == "chunked":
+                mode, left = _CHUNKED, 0
+            else:
+                mode, left = _TO_CLOSE, 0
+            if length is not None:  # both: a smuggling risk; the length is ignored, the connection not reused
+                keep_alive = False
+        elif length is not None:
+            left = _content_length(length)
+            mode = _LENGTH if left else _DONE
+        else:
+            mode, left = _TO_CLOSE, 0
+        if mode == _TO_CLOSE:
+            keep_alive = False
+        return Answer(status, Headers(fields), sock, self, rest, mode, left, keep_alive)
+
+
+def _parse_head(block: bytes) -> tuple[str, int, dict[str, str]]:
+    """Status line and fields of one header block (without its final CRLF CRLF)."""
+    text = block.decode("latin-1")
+    lines = text.split("\r\n")
+    if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
+        raise _broken("a bare CR or LF in the answer's headers")
+    version, _, rest = lines[0].partition(" ")
+    code = rest[:3]
+    if (
+        version not in ("HTTP/1.1", "HTTP/1.0")
+        or len(code) != 3
+        or not code.isdigit()
+        or not code.isascii()
+        or code < "100"
+        or rest[3:4] not in ("", " ")
+    ):
+        raise _broken(f"malformed status line {lines[0][:80]!r}")
+    fields: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or not name or name[-1] in " \t" or line[0] in " \t":
+            raise _broken(f"malformed header line {name[:40]!r}")
+        key = name.lower()
+        value = value.strip(" \t")
+        previous = fields.get(key)
+        fields[key] = value if previous is None else f"{previous}, {value}"
+    return version, int(code), fields
+
+
+def _content_length(value: str) -> int:
+    """A Content-Length, repeated ("5, 5") only with the same value."""
+    first, _, others = value.partition(",")
+    first = first.strip()
+    if not first.isdigit() or not first.isascii() or len(first) > 18:
+        raise _broken(f"invalid Content-Length {value[:40]!r}")
+    if others and any(other.strip() != first for other in others.split(",")):
+        raise _broken(f"conflicting Content-Length values {value[:80]!r}")
+    return int(first)

@@ -3,7 +3,10 @@ answers without reading to the end, stalls, or presents a certificate from anoth
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import logging
+import random
 import socket
 import ssl
 import threading
@@ -156,3 +159,395 @@ def test_a_closed_port_is_a_connection_error() -> None:
         _get(pool)
     assert raised.value.reason == "connection"
     assert "could not connect" in str(raised.value)
+
+
+# -- framing, against a raw TLS server that sends exactly the bytes a test gives it ---------------------
+
+
+class _RawServer:
+    """Answers each request on any connection with the next scripted answer: its pieces are sent as
+    separate TLS records, then the connection is kept, closed (no close_notify) or shut down cleanly."""
+
+    def __init__(self) -> None:
+        ca, chain, key = generate()
+        self.ca = ca
+        self._tls = server_context(chain, key)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port = self._listener.getsockname()[1]
+        self.script: list[tuple[list[bytes], str]] = []
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def answer(self, data: bytes | list[bytes], after: str = "keep") -> None:
+        self.script.append(([data] if isinstance(data, bytes) else data, after))
+
+    def pool(self, max_idle: int = 4) -> HttpsPool:
+        return HttpsPool("127.0.0.1", self.port, ssl.create_default_context(cadata=self.ca), max_idle)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        raw.settimeout(5)
+        try:
+            tls = self._tls.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            raw.close()
+            return
+        with tls:
+            pending = b""
+            while True:
+                while b"\r\n\r\n" not in pending:
+                    try:
+                        data = tls.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    pending += data
+                request, _, pending = pending.partition(b"\r\n\r\n")
+                self.requests.append(request)
+                if not self.script:
+                    return
+                pieces, after = self.script.pop(0)
+                for piece in pieces:
+                    tls.sendall(piece)
+                if after == "unwrap":  # close_notify first; the client closes without answering it
+                    with contextlib.suppress(OSError):
+                        tls.unwrap().close()
+                    return
+                if after == "close":
+                    return
+
+
+@pytest.fixture
+def raw() -> Iterator[_RawServer]:
+    server = _RawServer()
+    yield server
+    server.stop()
+
+
+def _chunked(body: bytes, size: int) -> bytes:
+    chunks = [
+        b"%x\r\n%b\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size)
+    ]
+    return b"".join(chunks) + b"0\r\n\r\n"
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+CHUNKS_WITH_EXTRAS = (
+    b"5;name=value\r\nhello\r\n"  # an extension
+    b"1A ; a=b;c\r\nabcdefghijklmnopqrstuvwxyz\r\n"  # upper-case hex, whitespace before extensions
+    b"0000\r\n"  # a last chunk written with leading zeros
+    b"X-Checksum: abc\r\nX-Other: 1\r\n\r\n"  # trailers
+)
+DECODED_EXTRAS = b"helloabcdefghijklmnopqrstuvwxyz"
+
+
+def _fetch(pool: HttpsPool, amount: int = 1 << 20) -> bytes:
+    answer = pool.get("/", {"Accept": "text/plain"}, 5.0)
+    try:
+        return answer.read(amount)
+    finally:
+        answer.close()
+
+
+def _error(pool: HttpsPool) -> TransportError:
+    with pytest.raises(TransportError) as raised:
+        _fetch(pool)
+    return raised.value
+
+
+def test_a_chunked_answer_with_extensions_and_trailers_is_decoded_and_its_connection_reused(raw) -> None:
+    raw.answer(CHUNKED_HEAD + CHUNKS_WITH_EXTRAS)
+    raw.answer(CHUNKED_HEAD + CHUNKS_WITH_EXTRAS)
+    pool = raw.pool()
+    assert _fetch(pool) == DECODED_EXTRAS
+    assert _fetch(pool) == DECODED_EXTRAS
+    assert (len(raw.requests), raw.connections) == (2, 1)
+    pool.close()
+
+
+@pytest.mark.parametrize("amount", [1, 3, 7, 1 << 20])
+def test_an_answer_split_at_every_byte_is_decoded_in_reads_of_any_size(raw, amount) -> None:
+    body = bytes(range(256)) * 3
+    framed = _chunked(body, 100).removesuffix(b"0\r\n\r\n") + b"0;last\r\nX-Checksum: abc\r\n\r\n"
+    whole = CHUNKED_HEAD + framed
+    raw.answer([whole[i : i + 1] for i in range(len(whole))])
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    pool = raw.pool()
+    answer = pool.get("/", {}, 5.0)
+    got = b""
+    while piece := answer.read(amount):
+        assert len(piece) <= amount
+        got += piece
+    answer.close()
+    assert got == body
+    assert _fetch(pool) == b"ok"
+    assert raw.connections == 1  # read to its end (trailers included): reused
+    pool.close()
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        b"100\r\n" + b"a" * 50,  # mid-data
+        b"5\r\nhello",  # before a chunk's CRLF
+        b"5\r\nhello\r\n",  # before the last chunk
+        b"5\r\nhello\r\n1",  # mid size line
+        b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n",  # mid trailers
+    ],
+)
+def test_a_chunked_answer_cut_short_by_a_close_is_a_connection_error(raw, cut) -> None:
+    raw.answer(CHUNKED_HEAD + cut, after="close")
+    error = _error(raw.pool())
+    assert error.reason == "connection"
+
+
+def test_a_body_shorter_than_its_content_length_is_a_connection_error(raw) -> None:
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"a" * 40, after="close")
+    error = _error(raw.pool())
+    assert error.reason == "connection"
+    assert "60 bytes short" in str(error)
+
+
+@pytest.mark.parametrize("after", ["close", "unwrap"])
+@pytest.mark.parametrize("status_line", [b"HTTP/1.0 200 OK", b"HTTP/1.1 200 OK"])
+def test_a_body_without_length_is_read_to_the_close_and_the_connection_not_reused(
+    raw, after, status_line
+) -> None:
+    body = b"b" * 70_000
+    raw.answer(
+        [status_line + b"\r\nContent-Type: text/plain\r\n\r\n", body[:30_000], body[30_000:]], after=after
+    )
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    pool = raw.pool()
+    assert _fetch(pool) == body
+    assert _fetch(pool) == b"ok"
+    assert raw.connections == 2
+    pool.close()
+
+
+def test_http_1_0_keeps_the_connection_only_when_the_server_says_keep_alive(raw) -> None:
+    raw.answer(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nk1")
+    raw.answer(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nk2")  # kept open, but 1.0 without keep-alive
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nk3")
+    pool = raw.pool()
+    assert [_fetch(pool) for _ in range(3)] == [b"k1", b"k2", b"k3"]
+    assert raw.connections == 2
+    pool.close()
+
+
+def test_an_answer_with_connection_close_does_not_keep_its_connection(raw) -> None:
+    # The server would keep it open: the client must not reuse it anyway.
+    raw.answer(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 2\r\n\r\nc1")
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nc2")
+    pool = raw.pool()
+    assert _fetch(pool) == b"c1"
+    assert _fetch(pool) == b"c2"
+    assert raw.connections == 2
+    pool.close()
+
+
+def test_interim_answers_before_the_answer_are_skipped(raw) -> None:
+    interim = (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+    )
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    raw.answer(interim + answer)
+    raw.answer([interim[:10], interim[10:30], interim[30:] + answer[:5], answer[5:]])
+    pool = raw.pool()
+    for _ in range(2):
+        got = pool.get("/", {}, 5.0)
+        assert got.status == 200 and got.headers.get("Link") is None
+        assert got.read(100) == b"ok"
+        got.close()
+    assert raw.connections == 1
+    pool.close()
+
+
+@pytest.mark.parametrize(
+    "size", [b"zz", b"0x5", b"-5", b"+5", b"5_0", b"", b" ", b"5 5", b"fffffffffffffffff", b"\xff"]
+)
+def test_an_invalid_chunk_size_is_a_connection_error(raw, size) -> None:
+    raw.answer(CHUNKED_HEAD + b"1\r\na\r\n" + size + b"\r\n" + b"a" * 10 + b"\r\n0\r\n\r\n")
+    error = _error(raw.pool())
+    assert error.reason == "connection"
+    assert "chunk" in str(error)
+
+
+def test_a_chunk_not_followed_by_crlf_is_a_connection_error(raw) -> None:
+    raw.answer(CHUNKED_HEAD + b"5\r\nhelloXX0\r\n\r\n")
+    assert _error(raw.pool()).reason == "connection"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/2 200 OK\r\n\r\n",
+        b"HTTP/1.1 20 OK\r\n\r\n",
+        b"HTTP/1.1 099 Odd\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"ICY 200 OK\r\n\r\n",
+        b"\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nA: b\r\n folded: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nName : x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nA: b\nC: d\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nA: b\rC: d\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+    ],
+)
+def test_a_malformed_header_block_is_a_connection_error(raw, answer) -> None:
+    raw.answer(answer)  # the connection stays open: the error comes from the bytes, not a close
+    with pytest.raises(TransportError) as raised:
+        raw.pool().get("/", {}, 5.0)
+    assert raised.value.reason == "connection"
+
+
+def test_a_repeated_content_length_with_one_value_is_accepted(raw) -> None:
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\nhello")
+    assert _fetch(raw.pool()) == b"hello"
+
+
+def test_a_header_block_over_64_kib_is_a_connection_error(raw) -> None:
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"f" * 1000) for i in range(70))
+    raw.answer(b"HTTP/1.1 200 OK\r\n" + filler + b"Content-Length: 2\r\n\r\nok")
+    error = _error(raw.pool())
+    assert error.reason == "connection"
+    assert "64 KiB" in str(error)
+
+
+def test_a_header_block_just_under_64_kib_is_read(raw) -> None:
+    filler = b"".join(b"X-Filler-%02d: %s\r\n" % (i, b"f" * 1000) for i in range(63))
+    raw.answer(b"HTTP/1.1 200 OK\r\n" + filler + b"Content-Length: 2\r\n\r\nok")
+    assert _fetch(raw.pool()) == b"ok"
+
+
+def test_header_names_are_case_insensitive(raw) -> None:
+    raw.answer(
+        b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain\r\nCONTENT-ENCODING:identity\r\n"
+        b"Retry-After:  3 \r\nX-Dup: a\r\nx-dup: b\r\nContent-Length: 2\r\n\r\nno"
+    )
+    pool = raw.pool()
+    answer = pool.get("/", {}, 5.0)
+    assert answer.status == 429
+    assert answer.headers.get("Content-Type") == "text/plain"
+    assert answer.headers.get("Content-Encoding") == "identity"
+    assert answer.headers.get("retry-after") == "3"
+    assert answer.headers.get("Content-Length") == "2"
+    assert answer.headers["X-DUP"] == "a, b"
+    assert answer.headers.get("Location") is None
+    assert "CONTENT-TYPE" in answer.headers
+    assert answer.read(10) == b"no"
+    answer.close()
+    pool.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/", {"X-Evil": "a\r\nInjected: yes"}),
+        ("/", {"X-Evil": "a\nInjected: yes"}),
+        ("/", {"X-Evil": "a\rInjected: yes"}),
+        ("/", {"X-Evil\r\nInjected": "yes"}),
+        ("/a\r\nInjected: yes", {}),
+        ("/a HTTP/1.1\r\n", {}),
+        ("/a b", {}),
+        ("/a\x00", {}),
+        ("/caf\u00e9", {}),
+        ("/", {"X-Evil": "\u2028"}),
+    ],
+)
+def test_cr_or_lf_in_a_request_header_or_path_is_refused_before_anything_is_sent(raw, path, headers) -> None:
+    pool = raw.pool()
+    with pytest.raises(ValueError):
+        pool.get(path, headers, 5.0)
+    time.sleep(0.05)
+    assert raw.connections == 0 and raw.requests == []
+
+
+def test_the_request_is_one_well_formed_get(raw) -> None:
+    raw.answer(b"HTTP/1.1 204 No Content\r\n\r\n")
+    pool = raw.pool()
+    answer = pool.get("/api/v1/nodes?limit=5", {"Authorization": "Bearer t", "Accept": "text/plain"}, 5.0)
+    assert answer.status == 204 and answer.read(10) == b""
+    answer.close()
+    assert raw.requests == [
+        b"GET /api/v1/nodes?limit=5 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer t\r\nAccept: text/plain"
+        % raw.port
+    ]
+    assert pool._idle  # a 204 has no body: done at once, reused
+    pool.close()
+
+
+def test_junk_after_a_content_length_body_does_not_reach_the_next_answer(raw) -> None:
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n")
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nk2")
+    pool = raw.pool()
+    assert _fetch(pool) == b"ok"
+    assert _fetch(pool) == b"k2"
+    assert raw.connections == 2
+    pool.close()
+
+
+def test_many_answers_on_one_reused_connection_come_back_byte_exact(raw) -> None:
+    rng = random.Random(7)
+    bodies = [rng.randbytes(rng.choice([0, 1, 100, 4096, 11_000, 70_000, 300_000])) for _ in range(40)]
+    for i, body in enumerate(bodies):
+        if i % 3 == 0:
+            raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        else:
+            whole = CHUNKED_HEAD + _chunked(
+                body,
+                rng.choice([1, 7, 4096, 16_384, 100_000] if len(body) < 20_000 else [4096, 16_384, 100_000]),
+            )
+            cut = rng.randrange(len(whole))
+            raw.answer([whole[:cut], whole[cut:]])
+    pool = raw.pool()
+    for body in bodies:
+        assert _fetch(pool, len(body) + 1) == body
+    assert (len(raw.requests), raw.connections) == (len(bodies), 1)
+    pool.close()
+
+
+def test_a_read_that_stalls_mid_body_is_a_timeout(raw) -> None:
+    raw.answer([CHUNKED_HEAD + b"5\r\nhel"])  # and then nothing, the connection kept open
+    pool = raw.pool()
+    answer = pool.get("/", {}, 0.3)
+    with pytest.raises(TransportError) as raised:
+        answer.read(100)
+    assert raised.value.reason == "timeout"
+    answer.close()
+    assert not pool._idle
+    pool.close()
+
+
+def test_requests_are_logged_at_debug_without_header_values(raw, caplog) -> None:
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    caplog.set_level(logging.DEBUG, logger="fargate_insights.https_transport")
+    pool = raw.pool()
+    answer = pool.get("/metrics", {"Authorization": "Bearer secret-token"}, 5.0)
+    answer.close()
+    pool.close()
+    assert "GET /metrics: HTTP 200" in caplog.text
+    assert "secret-token" not in caplog.text
