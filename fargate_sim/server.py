@@ -54,6 +54,7 @@ class SimStats:
         "in_flight",
         "max_in_flight",
         "connections",
+        "metadata_lists",
     )
 
     def __init__(self) -> None:
@@ -125,6 +126,26 @@ class SimStats:
     connections: int
 
 
+def _metadata_json(node: dict[str, Any]) -> str:
+    partial = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": node["metadata"]}
+    return json.dumps(partial, separators=(",", ":"))
+
+
+def _wants_metadata_only(accept: str) -> bool:
+    """Whether the first media type the API server can serve is the metadata-only list, as in
+    `application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json`."""
+    for media_type in accept.split(","):
+        kind, *raw_params = (part.strip() for part in media_type.split(";"))
+        params = dict(param.partition("=")[::2] for param in raw_params)
+        if kind not in ("application/json", "application/*", "*/*"):
+            continue
+        if "as" not in params:
+            return False
+        if params == {"as": "PartialObjectMetadataList", "g": "meta.k8s.io", "v": "v1"}:
+            return True
+    return False
+
+
 @dataclasses.dataclass
 class _Node:
     name: str
@@ -132,6 +153,8 @@ class _Node:
     pod: SimPod | None
     metrics: NodeMetrics
     json_text: str
+    # The node as a PartialObjectMetadata: what a client asking for metadata only gets in a list.
+    metadata_json_text: str = ""
     attempts: int = 0
 
 
@@ -371,10 +394,19 @@ class _Handler(BaseHTTPRequestHandler):
         if limit > 0 and len(selected) > limit:
             metadata["continue"] = k8s.encode_continue(rv, page[-1].name)
             metadata["remainingItemCount"] = len(selected) - limit
+        if _wants_metadata_only(self.headers.get("Accept") or ""):
+            sim.stats.add("metadata_lists")
+            kind, api_version, items = (
+                "PartialObjectMetadataList",
+                "meta.k8s.io/v1",
+                [n.metadata_json_text for n in page],
+            )
+        else:
+            kind, api_version, items = "NodeList", "v1", [n.json_text for n in page]
         head = json.dumps(
-            {"kind": "NodeList", "apiVersion": "v1", "metadata": metadata}, separators=(",", ":")
+            {"kind": kind, "apiVersion": api_version, "metadata": metadata}, separators=(",", ":")
         )
-        body = head[:-1] + ',"items":[' + ",".join(n.json_text for n in page) + "]}"
+        body = head[:-1] + ',"items":[' + ",".join(items) + "]}"
         self._send(200, body.encode())
 
     def _get_node(self, name: str, user: str) -> None:
@@ -760,6 +792,7 @@ class SimulatedCluster:
                 pod,
                 metrics,
                 json.dumps(node, separators=(",", ":")),
+                _metadata_json(node),
             )
 
     def _add_ec2(self, index: int) -> None:
@@ -769,7 +802,12 @@ class SimulatedCluster:
             name = node["metadata"]["name"]
             metrics = NodeMetrics(name, None, self._boot, self.seed, self.housekeeping_s, 8 * 1024**3, 2)
             self._nodes[name] = _Node(
-                name, node["metadata"]["labels"], None, metrics, json.dumps(node, separators=(",", ":"))
+                name,
+                node["metadata"]["labels"],
+                None,
+                metrics,
+                json.dumps(node, separators=(",", ":")),
+                _metadata_json(node),
             )
 
     def _find(self, pod_name: str) -> _Node:

@@ -30,6 +30,10 @@ _INFLATE_ERROR: Final = cast("type[Exception]", zlib.error)
 FARGATE_SELECTOR: Final = f"{FARGATE_LABEL}={FARGATE_LABEL_VALUE}"
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
 LIST_PAGE_SIZE: Final = 500
+# Nodes are listed as metadata only (names and labels are all the collector reads): a fraction of the
+# bytes the API server serializes and the function parses for full Node objects. A server that cannot
+# serve it falls back to the full NodeList, which reads the same way.
+NODE_LIST_ACCEPT: Final = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json"
 # A Fargate node's payload is 100-200 KB; anything past this is not a real kubelet answer. The cap
 # bounds memory too: up to max_in_flight bodies (and their inflated copies) can be held at once.
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
@@ -101,19 +105,19 @@ class KubeClient:
             query = {"labelSelector": selector, "limit": str(LIST_PAGE_SIZE)}
             if token:
                 query["continue"] = token
-            body = self._get_json(f"{path}?{urlencode(query)}", deadline)
+            body = self._get_json(f"{path}?{urlencode(query)}", NODE_LIST_ACCEPT, deadline)
             yield body
             token = (body.get("metadata") or {}).get("continue") or ""
             if not token:
                 return
 
-    def _get_json(self, path: str, deadline: float) -> dict[str, Any]:
+    def _get_json(self, path: str, accept: str, deadline: float) -> dict[str, Any]:
         renewed = False
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise KubeApiError("deadline", f"GET {path}: no time left before the run's deadline")
-            response = self._request(path, "application/json", min(self._timeout_s, remaining))
+            response = self._request(path, accept, min(self._timeout_s, remaining))
             with closing(response):
                 status = response.status
                 if status == 401 and not renewed:

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from fargate_insights import kube_api
 from fargate_sim import ManualClock, SimulatedCluster
 
 from .conftest import (
@@ -129,6 +130,22 @@ def test_health_metrics_and_summary_log(sim, describe_cluster_serves, handler_mo
     assert len(summaries) == 1
     assert summaries[0]["level"] == "INFO"
     assert summaries[0]["nodes_scraped"] == len(sim.pods)
+
+
+def test_nodes_are_listed_as_metadata_and_a_full_list_reads_the_same(
+    sim, describe_cluster_serves, handler_module, capsys, monkeypatch
+):
+    describe_cluster_serves(sim)
+    summary, _ = _invoke(handler_module, capsys)
+    assert summary["nodes_scraped"] == len(sim.pods)
+    assert sim.stats.metadata_lists == 1
+    kube = handler_module._environment.kube
+    as_metadata = kube.list_fargate_nodes(time.monotonic() + 10)
+    # An API server that cannot serve metadata lists answers the fallback type: a full NodeList.
+    monkeypatch.setattr(kube_api, "NODE_LIST_ACCEPT", "application/json")
+    as_nodes = kube.list_fargate_nodes(time.monotonic() + 10)
+    assert sim.stats.metadata_lists == 2
+    assert as_metadata == as_nodes and len(as_nodes) == len(sim.pods)
 
 
 def test_describe_cluster_is_cached_between_invocations(sim, describe_cluster_serves, handler_module, capsys):

@@ -309,3 +309,34 @@ def test_add_remove_recreate(sim, client):
         n["metadata"]["name"] for n in client.get(f"/api/v1/nodes?labelSelector={q(FARGATE)}").json()["items"]
     }
     assert removed.node_name in names
+
+
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json"
+
+
+def test_node_list_as_metadata_only(sim, client):
+    """What the collector asks for: the same names and labels, without spec and status."""
+    path = f"/api/v1/nodes?labelSelector={q(FARGATE)}&limit=5"
+    full = client.get(path).json()
+    partial = client.get(path, Accept=METADATA_ONLY).json()
+    assert partial["kind"] == "PartialObjectMetadataList" and partial["apiVersion"] == "meta.k8s.io/v1"
+    assert partial["metadata"]["continue"] and partial["metadata"]["continue"] == full["metadata"]["continue"]
+    assert [item["metadata"] for item in partial["items"]] == [item["metadata"] for item in full["items"]]
+    for item in partial["items"]:
+        assert item.keys() == {"kind", "apiVersion", "metadata"}
+        assert (item["kind"], item["apiVersion"]) == ("PartialObjectMetadata", "meta.k8s.io/v1")
+    assert len(json.dumps(partial)) < len(json.dumps(full)) / 2
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/json",
+        "application/json, application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        "application/json;as=Table;g=meta.k8s.io;v=v1, application/json",
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta2, application/json",
+    ],
+)
+def test_other_accept_headers_get_the_full_node_list(client, accept):
+    body = client.get(f"/api/v1/nodes?labelSelector={q(FARGATE)}", Accept=accept).json()
+    assert body["kind"] == "NodeList" and all("status" in item for item in body["items"])
