@@ -123,8 +123,8 @@ class CollectorSettings:
 
     cluster_name: str
     schedule_minutes: int = 1
-    # CPU comes with memory (1 vCPU at 1,769 MB) and a run is CPU-bound at scale (~2 ms a node,
-    # `make bench`): 1,024 MB collects 5,000 pods in about a third of the timeout, for the same GB-s.
+    # CPU comes with memory (1 vCPU at 1,769 MB) and a run is CPU-bound at scale (~1 ms a node,
+    # `make bench`): 1,024 MB collects 5,000 pods in about a fifth of the timeout, for the same GB-s.
     memory_size: int = 1024
     timeout_seconds: int = 50
     max_in_flight: int = 64
