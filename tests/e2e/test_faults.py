@@ -406,3 +406,32 @@ def test_node_gone_between_list_and_scrape(sim, use_cluster, handler_module, cap
     notice = next(json.loads(line) for line in lines if '"node gone before its scrape"' in line)
     assert notice["node"] == victim.node_name and notice["level"] == "INFO"
     assert _summaries(lines)[0]["level"] == "INFO"
+
+
+def test_a_bug_while_scraping_one_node_costs_that_node_only(
+    sim, use_cluster, handler_module, capsys, monkeypatch
+):
+    """An exception no scrape step expects fails its node and is reported; the run does not wait for it."""
+    from fargate_insights import collector
+
+    use_cluster(sim)
+    invoke(handler_module, capsys)
+    real_extract = collector.extract
+    calls = []
+
+    def extract_failing_once(payload: bytes):
+        calls.append(payload)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real_extract(payload)
+
+    monkeypatch.setattr(collector, "extract", extract_failing_once)
+    sim.clock.advance(60.0)
+    started = time.monotonic()
+    summary, lines = invoke(handler_module, capsys, timeout_s=30.0)
+    assert time.monotonic() - started < 10  # not held until the run's deadline
+    assert summary["failures_by_reason"] == {"unexpected": 1}
+    assert summary["nodes_scraped"] == len(sim.pods) - 1
+    assert len(pod_documents(lines)) == len(sim.pods) - 1
+    failure = next(json.loads(line) for line in lines if '"node scrape failed"' in line)
+    assert failure["reason"] == "unexpected" and "RuntimeError: a bug" in failure["error"]

@@ -353,9 +353,18 @@ def test_http_1_0_keeps_the_connection_only_when_the_server_says_keep_alive(raw)
     pool.close()
 
 
-def test_an_answer_with_connection_close_does_not_keep_its_connection(raw) -> None:
-    # The server would keep it open: the client must not reuse it anyway.
-    raw.answer(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 2\r\n\r\nc1")
+@pytest.mark.parametrize(
+    "first",
+    [
+        # The server would keep it open: the client must not reuse it anyway.
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 2\r\n\r\nc1",
+        # Junk after a Content-Length body must not reach the next answer.
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nc1HTTP/1.1 200 OK\r\n",
+    ],
+    ids=["connection-close", "junk-after-the-body"],
+)
+def test_a_connection_that_cannot_carry_the_next_answer_is_not_reused(raw, first: bytes) -> None:
+    raw.answer(first)
     raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nc2")
     pool = raw.pool()
     assert _fetch(pool) == b"c1"
@@ -497,16 +506,6 @@ def test_the_request_is_one_well_formed_get(raw) -> None:
         % raw.port
     ]
     assert pool._idle  # a 204 has no body: done at once, reused
-    pool.close()
-
-
-def test_junk_after_a_content_length_body_does_not_reach_the_next_answer(raw) -> None:
-    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n")
-    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nk2")
-    pool = raw.pool()
-    assert _fetch(pool) == b"ok"
-    assert _fetch(pool) == b"k2"
-    assert raw.connections == 2
     pool.close()
 
 
