@@ -56,6 +56,7 @@ def test_bench_runs_and_writes_every_result(tmp_path: Path) -> None:
     assert 0 < results["max_in_flight"] <= 4  # the cap holds, as seen by the simulator
     assert results["emf_bytes_per_pod"] > 500
     assert results["extract_speedup_vs_prometheus_client"] > 1
+    assert 0 < results["split_lines_ms_per_payload"] < results["extract_ms_per_payload"]
     assert "kubernetes" not in results["heavy_modules_at_cold_start"]
     steps = results["cpu_ms_per_node_by_step"]
     assert {"gunzip", "extraction", "Powertools EMF document"} <= set(steps)
