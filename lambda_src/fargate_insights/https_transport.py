@@ -332,6 +332,8 @@ class HttpsPool:
             if end < 0:
                 if len(buf) > MAX_HEAD_BYTES:
                     raise _broken("the answer's header section exceeds 64 KiB")
+                if buf.find(b"\n\n", start) >= 0:  # never in CRLF headers: waiting would end in a timeout
+                    raise _broken("the answer's header lines end in bare LFs")
                 data = sock.recv(_RECV_BYTES)
                 if not data:
                     raise _broken("the connection closed in the middle of the answer's headers")

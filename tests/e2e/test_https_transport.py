@@ -433,6 +433,15 @@ def test_a_malformed_header_block_is_a_connection_error(raw, answer) -> None:
     assert raised.value.reason == "connection"
 
 
+def test_header_lines_ending_in_bare_lfs_are_an_error_at_once(raw) -> None:
+    """Not a wait for a CRLF CRLF that never comes (here, until the server gives up after 5 s)."""
+    raw.answer(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
+    started = time.monotonic()
+    error = _error(raw.pool())
+    assert time.monotonic() - started < 2.5
+    assert error.reason == "connection" and "bare LF" in str(error)
+
+
 def test_a_repeated_content_length_with_one_value_is_accepted(raw) -> None:
     raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\nhello")
     assert _fetch(raw.pool()) == b"hello"
