@@ -33,6 +33,9 @@ POD_METRICS: Final = (
     ("pod_network_tx_bytes", "network_tx_bytes_per_second", MetricUnit.BytesPerSecond),
 )
 
+# The same table with the units as the strings CloudWatch takes, resolved once.
+_POD_METRIC_UNITS: Final = tuple((name, attribute, unit.value) for name, attribute, unit in POD_METRICS)
+
 _MAX_DIMENSION_VALUE = 1024
 
 
@@ -107,8 +110,6 @@ class PodDocumentBuilder:
         return dict(emf.serialize_metric_set(metrics=values, metadata=metadata))
 
 
-# The same table with the units as the strings CloudWatch takes, resolved once.
-_POD_METRIC_UNITS: Final = tuple((name, attribute, unit.value) for name, attribute, unit in POD_METRICS)
 _ENCODER: Final = json.JSONEncoder(allow_nan=False, ensure_ascii=True, separators=(",", ":"))
 
 
