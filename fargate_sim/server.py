@@ -154,7 +154,7 @@ class _Node:
     metrics: NodeMetrics
     json_text: str
     # The node as a PartialObjectMetadata: what a client asking for metadata only gets in a list.
-    metadata_json_text: str = ""
+    metadata_json_text: str
     attempts: int = 0
 
 
