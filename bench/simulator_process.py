@@ -35,6 +35,7 @@ def simulator(
     access_key: str,
     secret_key: str,
     seed: int = 7,
+    name_filter: bool = False,
 ) -> Iterator[tuple[RunningSimulator, dict[str, Any]]]:
     """Start `python -m fargate_sim`; yields its address and a dict filled with its stats when it stops."""
     with tempfile.TemporaryDirectory(prefix="fargate-bench-") as tmp:
@@ -59,6 +60,8 @@ def simulator(
             "--info-file",
             info_file,
         ]
+        if name_filter:
+            command.append("--name-filter")
         started = time.monotonic()
         with open(stderr_path, "wb") as stderr:
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)

@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ec2-nodes", type=int, default=2)
     parser.add_argument("--max-page-size", type=int, default=None)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--name-filter",
+        action="store_true",
+        help="kubelets honour ?name[]= (client_golang >= 1.24): only the asked families are sent",
+    )
     parser.add_argument("--access-key", default=None, help="verify token signatures with this key pair")
     parser.add_argument("--secret-key", default=None)
     parser.add_argument("--info-file", default=None, help="write {endpoint, ca_data, cluster_name, pid} here")
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         faults=Faults(rate=args.fault_rate, seed=args.seed),
         ec2_nodes=args.ec2_nodes,
         port=args.port,
+        name_filter=args.name_filter,
     )
     done = threading.Event()
 

@@ -13,10 +13,12 @@ import functools
 import gzip
 import math
 import random
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Final
 
 from .gofmt import go_float
 from .model import SimPod
@@ -215,7 +217,7 @@ class NodeMetrics:
         self._template = self._compile()
         self._static = self.static_values()
         self._lock = threading.Lock()
-        self._cache_key: tuple[int, ...] | None = None
+        self._cache_key: tuple[tuple[int, ...], frozenset[str] | None] | None = None
         self._cache_gz: bytes | None = None
 
     # ---- cgroup model -------------------------------------------------------------------------
@@ -759,24 +761,45 @@ class NodeMetrics:
                 values[f"{k}_txp_{iface}"] = go_float(float(int(txv / 610)))
         return values
 
-    def render(self, now: float) -> bytes:
-        """The payload text at ``now``."""
-        return self.render_gzip(now)[0]
+    def render(self, now: float, names: frozenset[str] | None = None) -> bytes:
+        """The payload text at ``now``; only the families in ``names`` when given."""
+        return self.render_gzip(now, names=names)[0]
 
-    def render_gzip(self, now: float, level: int = 1) -> tuple[bytes, bytes]:
-        """The payload and its gzip encoding.
+    def render_gzip(
+        self, now: float, level: int = 1, names: frozenset[str] | None = None
+    ) -> tuple[bytes, bytes]:
+        """The payload and its gzip encoding; only the families in ``names`` when given.
 
-        Only the compressed form is cached (per housekeeping timestamp), so thousands of nodes cost
-        about 10 KB each; an identity request inflates it again, which is cheaper than re-rendering.
+        Only the compressed form is cached (per housekeeping timestamp and family set), so thousands of
+        nodes cost about 10 KB each; an identity request inflates it again, which is cheaper than
+        re-rendering.
         """
         stamps = self.timestamps(now)
-        key = tuple(stamps)
+        key = (tuple(stamps), names)
         with self._lock:
             if key == self._cache_key and self._cache_gz is not None:
                 compressed = self._cache_gz
                 return gzip.decompress(compressed), compressed
         raw = (self._template % self.values(stamps)).encode()
+        if names is not None:
+            raw = only_families(raw, names)
         compressed = gzip.compress(raw, compresslevel=level, mtime=0)
         with self._lock:
             self._cache_key, self._cache_gz = key, compressed
         return raw, compressed
+
+
+_HELP_LINE: Final = re.compile(rb"^# HELP (\S+) ", re.MULTILINE)
+
+
+def only_families(payload: bytes, names: frozenset[str]) -> bytes:
+    """The family blocks of a rendered payload whose name is in ``names``, in their order.
+
+    What promhttp (client_golang >= 1.24) writes for `?name[]=...`: whole families, matched exactly by
+    name, HELP and TYPE lines included. Rendered payloads always start each family with its HELP line.
+    """
+    starts = [(m.start(), m.group(1).decode()) for m in _HELP_LINE.finditer(payload)]
+    ends = [start for start, _ in starts[1:]] + [len(payload)]
+    return b"".join(
+        payload[start:end] for (start, family), end in zip(starts, ends, strict=True) if family in names
+    )

@@ -49,6 +49,7 @@ class SimStats:
         "throttled",
         "gzip_responses",
         "identity_responses",
+        "filtered_responses",
         "bytes_sent",
         "faults_injected",
         "in_flight",
@@ -119,6 +120,7 @@ class SimStats:
     throttled: int
     gzip_responses: int
     identity_responses: int
+    filtered_responses: int
     bytes_sent: int
     faults_injected: int
     in_flight: int
@@ -322,7 +324,7 @@ class _Handler(BaseHTTPRequestHandler):
             and segments[4] == "proxy"
         ):
             stats.kind("proxy")
-            self._proxy(segments[3], "/".join(segments[5:]), user)
+            self._proxy(segments[3], "/".join(segments[5:]), user, parse_qs(parts.query).get("name[]"))
         elif method == "GET" and segments == ["api", "v1", "pods"]:
             stats.kind("list_pods")
             self._list_pods(query, user)
@@ -464,7 +466,7 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _proxy(self, name: str, subpath: str, user: str) -> None:
+    def _proxy(self, name: str, subpath: str, user: str, names: list[str] | None) -> None:
         sim = self.sim
         stats = sim.stats
         if not sim.allowed("get", "nodes/proxy"):
@@ -492,7 +494,7 @@ class _Handler(BaseHTTPRequestHandler):
                 stats.fault(fault)
                 self._fault(fault, node)
                 return
-            self._metrics(node)
+            self._metrics(node, frozenset(names) if names and sim.name_filter else None)
         finally:
             stats.leave_proxy()
 
@@ -504,10 +506,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return not (q.startswith("q=") and float(q[2:] or 0) == 0)
         return False
 
-    def _metrics(self, node: _Node) -> None:
+    def _metrics(self, node: _Node, names: frozenset[str] | None) -> None:
         now = self.sim.clock.now()
+        if names is not None:
+            self.sim.stats.add("filtered_responses")
         if self._accepts_gzip():
-            _, compressed = node.metrics.render_gzip(now)
+            _, compressed = node.metrics.render_gzip(now, names=names)
             self.sim.stats.add("gzip_responses")
             # As a kubelet's answer reaches the client through the API server's proxy: Go's net/http
             # writes a body over 2 KB with no length (promhttp gzips as it writes), so it comes chunked.
@@ -519,7 +523,7 @@ class _Handler(BaseHTTPRequestHandler):
                 chunked=True,
             )
         else:
-            raw = node.metrics.render(now)
+            raw = node.metrics.render(now, names=names)
             self.sim.stats.add("identity_responses")
             self._send(200, raw, METRICS_CONTENT_TYPE)
 
@@ -666,8 +670,12 @@ class SimulatedCluster:
         region: str = "us-west-2",
         housekeeping_s: float = 1.0,
         port: int = 0,
+        name_filter: bool = False,
     ) -> None:
         self.cluster_name = cluster_name
+        # Kubelets built with client_golang >= 1.24 answer `?name[]=<family>` with those families only;
+        # older ones ignore the parameter and send everything.
+        self.name_filter = name_filter
         self.seed = seed
         self.clock: Any = clock or RealClock()
         self.latency_s = latency_s

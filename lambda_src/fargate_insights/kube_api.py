@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode, urlsplit
 # 119 KB, measured): gunzip is a fixed cost of every node. The stdlib zlib's API and errors.
 from zlib_ng import zlib_ng as zlib
 
+from .cadvisor import WANTED_FAMILIES
 from .https_transport import Answer, HttpsPool, TransportError
 from .names import FARGATE_LABEL, FARGATE_LABEL_VALUE
 
@@ -39,6 +40,10 @@ NODE_LIST_ACCEPT: Final = "application/json;as=PartialObjectMetadataList;g=meta.
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 # The reason of a node the API server no longer knows: its pod ended between the list and the scrape.
 NODE_GONE: Final = "node_gone"
+# Kubelets built with client_golang >= 1.24 (Kubernetes took it on 2026-07-21) answer with only the
+# families named by `name[]`: about a tenth of the bytes to send, inflate and scan. Older kubelets ignore
+# the parameter and send every family; the extraction reads both the same way.
+CADVISOR_QUERY: Final = urlencode([("name[]", family) for family in WANTED_FAMILIES])
 # What the kubelet answers /metrics/cadvisor with (Prometheus text; OpenMetrics when asked for it).
 METRICS_MEDIA_TYPES: Final = frozenset({"text/plain", "application/openmetrics-text"})
 
@@ -147,7 +152,9 @@ class KubeClient:
         path = f"/api/v1/nodes/{quote(node, safe='')}/proxy/metrics/cadvisor"
         renewed = False
         while True:
-            response = self._request(path, "text/plain", min(self._timeout_s, timeout_s), gzip=True)
+            response = self._request(
+                f"{path}?{CADVISOR_QUERY}", "text/plain", min(self._timeout_s, timeout_s), gzip=True
+            )
             with closing(response):
                 if response.status == 401 and not renewed:
                     renewed = True

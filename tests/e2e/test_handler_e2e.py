@@ -28,10 +28,14 @@ UNITS = POD_UNITS
 
 
 @pytest.fixture
-def sim(credentials):
+def sim(request, credentials):
     # Near the real time: a sample timestamp far from the function's clock is (rightly) not trusted.
     clock = ManualClock(float(int(time.time())))
-    cluster = SimulatedCluster(cluster_name=CLUSTER, pods=24, seed=11, clock=clock, credentials=credentials)
+    # Indirect parameter: whether the kubelets honour `name[]` (client_golang >= 1.24) or ignore it.
+    name_filter = getattr(request, "param", False)
+    cluster = SimulatedCluster(
+        cluster_name=CLUSTER, pods=24, seed=11, clock=clock, credentials=credentials, name_filter=name_filter
+    )
     with cluster:
         yield cluster
 
@@ -41,11 +45,15 @@ def _invoke(handler_module, capsys) -> tuple[dict, list[str]]:
     return summary, capsys.readouterr().out.splitlines()
 
 
+@pytest.mark.parametrize("sim", [False, True], indirect=True, ids=["kubelets-send-all", "kubelets-filter"])
 def test_two_invocations_emit_the_contract(sim, describe_cluster_serves, handler_module, capsys):
     describe_cluster_serves(sim)
     first_summary, first_lines = _invoke(handler_module, capsys)
     sim.clock.advance(60.0)
     second_summary, second_lines = _invoke(handler_module, capsys)
+
+    # The collector always asks for its eight families only; kubelets that can, send just those.
+    assert sim.stats.filtered_responses == (2 * len(sim.pods) if sim.name_filter else 0)
 
     assert first_summary["nodes_discovered"] == len(sim.pods)
     assert first_summary["nodes_scraped"] == len(sim.pods)

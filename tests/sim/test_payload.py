@@ -242,3 +242,61 @@ def test_hand_written_pods(clock, token):
         ]
         assert [r[2] for r in quota] == [50000.0]
         c.close()
+
+
+def _family_of(line: str) -> str:
+    """The family a line belongs to: the name after `# HELP`/`# TYPE`, or the sample's metric name."""
+    if line.startswith("# "):
+        return line.split()[2]
+    match = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line)
+    assert match, line
+    return match.group()
+
+
+NAME_QUERY = "name%5B%5D=container_spec_cpu_quota&name%5B%5D=container_network_receive_bytes_total"
+ASKED = {"container_spec_cpu_quota", "container_network_receive_bytes_total"}
+
+
+def test_name_filter_sends_only_the_asked_families_like_client_golang_1_24(clock, token):
+    with SimulatedCluster(
+        cluster_name=CLUSTER,
+        pods=3,
+        seed=5,
+        clock=clock,
+        credentials=(ACCESS_KEY, SECRET_KEY),
+        name_filter=True,
+    ) as sim:
+        c = Client(sim, token)
+        node = sim.pods[0].node_name
+        path = f"/api/v1/nodes/{node}/proxy/metrics/cadvisor"
+        full, _ = scrape(c, node)
+        for gz in (False, True):
+            headers = {"Accept-Encoding": "gzip" if gz else "identity"}
+            response = c.request("GET", f"{path}?{NAME_QUERY}", headers=headers)
+            assert response.status == 200
+            text = (gzip.decompress(response.body) if gz else response.body).decode()
+            # Whole families, in the payload's order, HELP and TYPE lines included; nothing else.
+            assert text.splitlines() == [line for line in full.splitlines() if _family_of(line) in ASKED]
+            assert {family.name for family in text_string_to_metric_families(text)} == {
+                "container_spec_cpu_quota",
+                "container_network_receive_bytes",  # prometheus_client drops a counter's _total
+            }
+        assert sim.stats.filtered_responses == 2
+        # A name the kubelet does not have: an empty answer, as promhttp writes it.
+        nothing = c.request(
+            "GET", f"{path}?name%5B%5D=no_such_family", headers={"Accept-Encoding": "identity"}
+        )
+        assert nothing.status == 200 and nothing.body == b""
+        c.close()
+
+
+def test_without_name_filter_the_parameter_is_ignored_like_older_kubelets(sim, client):
+    node = sim.pods[0].node_name
+    full, _ = scrape(client, node)
+    response = client.request(
+        "GET",
+        f"/api/v1/nodes/{node}/proxy/metrics/cadvisor?{NAME_QUERY}",
+        headers={"Accept-Encoding": "identity"},
+    )
+    assert response.status == 200 and response.body.decode() == full
+    assert sim.stats.filtered_responses == 0
