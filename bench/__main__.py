@@ -175,13 +175,18 @@ def _breakdown(nodes: int) -> tuple[dict[str, float], float]:
 
 
 def _sample_payloads(count: int) -> list[bytes]:
-    """Real answers from the simulator, fetched with the handler's own client (decompressed)."""
-    from fargate_insights import handler
+    """Whole answers from the simulator, fetched with the handler's own client (decompressed).
+
+    Asked for without `name[]`, so that the comparison with prometheus_client is on the payload every
+    kubelet sends today, also when the simulated kubelets filter.
+    """
+    from fargate_insights import handler, kube_api
 
     environment = handler._environment
     assert environment is not None, "the handler has not run"
     nodes = environment.kube.list_fargate_nodes(time.monotonic() + 30)[:count]
-    return [environment.kube.fetch_cadvisor(node.name, 10.0) for node in nodes]
+    with mock.patch.object(kube_api, "CADVISOR_QUERY", ""):
+        return [environment.kube.fetch_cadvisor(node.name, 10.0) for node in nodes]
 
 
 def _print_table(results: dict[str, Any]) -> list[str]:

@@ -13,12 +13,10 @@ import functools
 import gzip
 import math
 import random
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Final
 
 from .gofmt import go_float
 from .model import SimPod
@@ -214,7 +212,8 @@ class NodeMetrics:
         self._cpu_cores = cpu_cores
         self._boot = boot_time
         self._cgroups = self._build_cgroups(pod)
-        self._template = self._compile()
+        self._template = self._compile(None)
+        self._filtered_templates: dict[frozenset[str], str] = {}
         self._static = self.static_values()
         self._lock = threading.Lock()
         self._cache_key: tuple[tuple[int, ...], frozenset[str] | None] | None = None
@@ -650,8 +649,9 @@ class NodeMetrics:
             return {}
         return {name: cg.labels[name] for name in ("id", "image", "name", "namespace", "pod")}
 
-    def _compile(self) -> str:
-        shape = self.shape()
+    def _compile(self, names: frozenset[str] | None) -> str:
+        """The node's template: every family, or only those in ``names`` (a filtering kubelet's answer)."""
+        shape = (self.shape(), names)
         with _TEMPLATES_LOCK:
             cached = _TEMPLATES.get(shape)
         if cached is not None:
@@ -676,6 +676,8 @@ class NodeMetrics:
             if device.startswith("/run/containerd/")
         }
         for family in sorted(HELP):
+            if names is not None and family not in names:
+                continue  # promhttp (client_golang >= 1.24) skips whole families not named in name[]
             kind, text = HELP[family]
             out.append(f"# HELP {family} {text}\n# TYPE {family} {kind}\n")
             if family == "cadvisor_version_info":
@@ -780,26 +782,12 @@ class NodeMetrics:
             if key == self._cache_key and self._cache_gz is not None:
                 compressed = self._cache_gz
                 return gzip.decompress(compressed), compressed
-        raw = (self._template % self.values(stamps)).encode()
+        template = self._template
         if names is not None:
-            raw = only_families(raw, names)
+            template = self._filtered_templates.get(names) or self._compile(names)
+            self._filtered_templates[names] = template
+        raw = (template % self.values(stamps)).encode()
         compressed = gzip.compress(raw, compresslevel=level, mtime=0)
         with self._lock:
             self._cache_key, self._cache_gz = key, compressed
         return raw, compressed
-
-
-_HELP_LINE: Final = re.compile(rb"^# HELP (\S+) ", re.MULTILINE)
-
-
-def only_families(payload: bytes, names: frozenset[str]) -> bytes:
-    """The family blocks of a rendered payload whose name is in ``names``, in their order.
-
-    What promhttp (client_golang >= 1.24) writes for `?name[]=...`: whole families, matched exactly by
-    name, HELP and TYPE lines included. Rendered payloads always start each family with its HELP line.
-    """
-    starts = [(m.start(), m.group(1).decode()) for m in _HELP_LINE.finditer(payload)]
-    ends = [start for start, _ in starts[1:]] + [len(payload)]
-    return b"".join(
-        payload[start:end] for (start, family), end in zip(starts, ends, strict=True) if family in names
-    )
