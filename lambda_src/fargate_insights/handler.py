@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,10 @@ logger = Logger(service="fargate-insights")
 copy_config_to_registered_loggers(source_logger=logger, include={"fargate_insights"})
 # service="" so that the health metrics carry exactly the ClusterName dimension the alarms use.
 health = Metrics(namespace=names.HEALTH_NAMESPACE, service="")
+# Every run publishes its health metrics, except one stopped by a configuration error before the cluster
+# name (their dimension) is known: that error is logged, and Powertools' "No application metrics to
+# publish" warning would only add a raw stderr line beside it. Powertools documents this filter.
+warnings.filterwarnings("ignore", "No application metrics to publish*")
 
 # The run must report before Lambda's timeout: keep this share of the remaining time in reserve.
 DEADLINE_RESERVE_SHARE = 0.1

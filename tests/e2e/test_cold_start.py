@@ -269,3 +269,16 @@ def test_recreated_pod_is_a_new_series_with_a_rate_since_its_start(sim, use_clus
     check_pod_document(doc, fresh, rates=True)
     for pod in sim.pods:
         check_pod_document(documents[pod.name], pod)
+
+
+def test_a_configuration_error_logs_the_error_and_no_powertools_warning(credentials, tmp_path):
+    """In a fresh interpreter, as in Lambda: pytest resets warning filters between tests."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "lambda_src"), str(ROOT)])
+    env.pop("CLUSTER_NAME", None)
+    command = [sys.executable, str(ROOT / "tests" / "e2e" / "run_handler.py")]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    errors = [json.loads(line) for line in done.stdout.splitlines() if '"collection failed"' in line]
+    assert len(errors) == 1 and "CLUSTER_NAME is not set" in errors[0]["error"]
+    assert "No application metrics" not in done.stdout + done.stderr
