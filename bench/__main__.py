@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "payload_kib": round(extraction.payload_kib, 1),
         "latency_ms": args.latency_ms,
         "kubelet_name_filter": args.kubelet_name_filter,
+        "filtered_answers": sim_stats.get("filtered_responses", 0),
         "pods_emitted": run.summary.get("pods_emitted"),
         "nodes_failed": run.summary.get("nodes_failed"),
         "nodes_skipped": run.summary.get("nodes_skipped"),

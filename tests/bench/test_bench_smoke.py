@@ -21,34 +21,22 @@ KEYS = {
 }
 
 
-def test_bench_runs_and_writes_every_result(tmp_path: Path) -> None:
-    output = tmp_path / "results.json"
+def _bench(output: Path, *options: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=f"{REPO / 'lambda_src'}{os.pathsep}{REPO}")
+    command = [sys.executable, "-m", "bench", "--nodes", "24", "--max-in-flight", "4", "--latency-ms", "5"]
+    command += ["--import-repeat", "1", "--output", str(output), *options]
     answer = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--nodes",
-            "24",
-            "--max-in-flight",
-            "4",
-            "--latency-ms",
-            "5",
-            "--import-repeat",
-            "1",
-            "--output",
-            str(output),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False
     )
     assert answer.returncode == 0, answer.stderr[-3000:]
+    return answer
+
+
+def test_bench_runs_and_writes_every_result(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    answer = _bench(output)
     results = json.loads(output.read_text())
+    assert results["kubelet_name_filter"] is False and results["filtered_answers"] == 0
     assert set(results) >= KEYS
     assert results["nodes"] == 24
     assert results["pods_emitted"] == 24
@@ -65,3 +53,13 @@ def test_bench_runs_and_writes_every_result(tmp_path: Path) -> None:
     assert (
         "cpu_ms_per_node" in answer.stdout and "MISS" not in answer.stdout.split("max_in_flight", 1)[1][:80]
     )
+
+
+def test_bench_with_filtering_kubelets(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    _bench(output, "--kubelet-name-filter", "--breakdown", "0")
+    results = json.loads(output.read_text())
+    assert results["kubelet_name_filter"] is True
+    assert results["pods_emitted"] == 24 and results["nodes_failed"] == 0
+    assert results["filtered_answers"] >= 2 * 24  # the warm-up and the measured run got small answers
+    assert results["payload_kib"] > 100  # the comparison with prometheus_client stays on whole payloads
