@@ -12,6 +12,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
@@ -24,7 +26,7 @@ from .measure import (
     invoke_handler,
     peak_rss_mb,
 )
-from .simulator_process import simulator
+from .simulator_process import RunningSimulator, simulator
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -84,19 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         name_filter=args.kubelet_name_filter,
     ) as (sim, sim_stats):
         say(f"simulator ready at {sim.endpoint} in {sim.started_in_s:.1f} s")
-        environment = {
-            "CLUSTER_NAME": CLUSTER,
-            "CLUSTER_ENDPOINT": sim.endpoint,
-            "CLUSTER_CA_DATA": sim.ca_data,
-            "MAX_IN_FLIGHT": str(args.max_in_flight),
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_REGION": "us-east-1",
-            "POWERTOOLS_SERVICE_NAME": "fargate-insights",
-        }
-        with mock.patch.dict(os.environ, environment):  # restored afterwards, removals included
-            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "STATE_BUCKET"):
-                os.environ.pop(name, None)
+        with _function_environment(sim, args.max_in_flight):
             sink = CountingStdout()
             say("warm-up run")
             warm = invoke_handler(sink, args.timeout)
@@ -113,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
                 steps, sequential_ms = _breakdown(min(args.breakdown, args.nodes))
         say("extraction: ours against prometheus_client on the same payloads")
         extraction = compare_extraction(payloads, repeat=9)
+    steps_no_wait: dict[str, float] = {}
+    sequential_no_wait_ms = 0.0
+    if args.breakdown > 0:
+        count = min(args.breakdown, args.nodes)
+        say(f"the same {count} nodes one at a time, with no wait before each answer")
+        steps_no_wait, sequential_no_wait_ms = _breakdown_without_latency(count, args)
 
     nodes = args.nodes
     cost = lambda_monthly_cost(run.wall_s, run.cpu_s, args.memory_mb)
@@ -149,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         "adot_pod_usd_per_month": round(ADOT_POD_USD_PER_MONTH, 2),
         "cpu_ms_per_node_by_step": {label: round(ms, 3) for label, ms in steps.items()},
         "cpu_ms_per_node_one_at_a_time": round(sequential_ms, 3),
+        "cpu_ms_per_node_by_step_no_wait": {label: round(ms, 3) for label, ms in steps_no_wait.items()},
+        "cpu_ms_per_node_one_at_a_time_no_wait": round(sequential_no_wait_ms, 3),
         "machine_cpus": os.cpu_count(),
         "python": sys.version.split()[0],
     }
@@ -157,14 +155,61 @@ def main(argv: list[str] | None = None) -> int:
         handle.write("\n")
     missed = _print_table(results)
     if steps:
-        print(f"\nCPU per node, one node at a time ({sequential_ms:.3f} ms in all):")
+        wait = f"{args.latency_ms:g} ms wait"
+        print("\nCPU per node (ms), one node at a time, with and without a wait before each answer:")
+        print(f"  {'':<40} {wait:>12} {'no wait':>10}")
         for label, ms in steps.items():
-            print(f"  {label:<40} {ms:7.3f} ms")
-        print(f"  {'(not in these steps)':<40} {sequential_ms - sum(steps.values()):7.3f} ms")
+            print(f"  {label:<40} {ms:12.3f} {steps_no_wait.get(label, 0.0):10.3f}")
+        rest, rest_no_wait = (
+            sequential_ms - sum(steps.values()),
+            sequential_no_wait_ms - sum(steps_no_wait.values()),
+        )
+        print(f"  {'(not in these steps)':<40} {rest:12.3f} {rest_no_wait:10.3f}")
+        print(f"  {'in all':<40} {sequential_ms:12.3f} {sequential_no_wait_ms:10.3f}")
     if run.profile:
         print("\nProfile of the measured run (all threads, by own time):\n" + run.profile)
     print(f"\nwrote {os.path.relpath(args.output)}")
     return 1 if args.check and missed else 0
+
+
+@contextmanager
+def _function_environment(sim: RunningSimulator, max_in_flight: int) -> Iterator[None]:
+    """The function's environment variables, pointing at `sim`; restored afterwards, removals included."""
+    environment = {
+        "CLUSTER_NAME": CLUSTER,
+        "CLUSTER_ENDPOINT": sim.endpoint,
+        "CLUSTER_CA_DATA": sim.ca_data,
+        "MAX_IN_FLIGHT": str(max_in_flight),
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "fargate-insights",
+    }
+    with mock.patch.dict(os.environ, environment):
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "STATE_BUCKET"):
+            os.environ.pop(name, None)
+        yield
+
+
+def _breakdown_without_latency(nodes: int, args: argparse.Namespace) -> tuple[dict[str, float], float]:
+    """The breakdown again on a simulator that answers at once: the same work, with no wait before it.
+
+    A thread that waited for its answer resumes with cold caches, so the same steps cost more after a
+    wait; the two columns side by side show how much.
+    """
+    with (
+        simulator(
+            pods=nodes,
+            latency_ms=0.0,
+            cluster_name=CLUSTER,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            name_filter=args.kubelet_name_filter,
+        ) as (sim, _),
+        _function_environment(sim, args.max_in_flight),
+    ):
+        invoke_handler(CountingStdout(), args.timeout)  # the function's environment, for this cluster
+        return _breakdown(nodes)
 
 
 def _breakdown(nodes: int) -> tuple[dict[str, float], float]:

@@ -50,6 +50,9 @@ def test_bench_runs_and_writes_every_result(tmp_path: Path) -> None:
     assert {"gunzip", "extraction", "Powertools EMF document"} <= set(steps)
     assert all(ms > 0 for ms in steps.values())
     assert sum(steps.values()) <= results["cpu_ms_per_node_one_at_a_time"]
+    no_wait = results["cpu_ms_per_node_by_step_no_wait"]
+    assert set(no_wait) == set(steps) and all(ms > 0 for ms in no_wait.values())
+    assert sum(no_wait.values()) <= results["cpu_ms_per_node_one_at_a_time_no_wait"]
     assert (
         "cpu_ms_per_node" in answer.stdout and "MISS" not in answer.stdout.split("max_in_flight", 1)[1][:80]
     )
