@@ -19,6 +19,7 @@ from unittest import mock
 
 from .breakdown import sequential_breakdown
 from .cost import ADOT_POD_USD_PER_MONTH, lambda_monthly_cost
+from .extraction_share import recorded_and_reused
 from .measure import (
     CountingStdout,
     cold_import_ms,
@@ -65,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         help="simulate kubelets that honour ?name[]= (client_golang >= 1.24): they send only the 8 "
         "families the collector asks for, not the whole payload of today's EKS Fargate kubelets",
     )
+    parser.add_argument(
+        "--extraction-share",
+        action="store_true",
+        help="two more runs: one recording each node's extraction, one reusing them (requests and "
+        "gunzip still made): the CPU extraction takes inside the concurrent run",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--output", default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(argv)
@@ -95,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
             say("measured run")
             run = invoke_handler(sink, args.timeout, profile=args.profile)
             rss_mb = peak_rss_mb()
+            share: dict[str, float] = {}
+            if args.extraction_share:
+                say("extraction's share: a run recording each node's extraction, then one reusing them")
+                recorded, reused = recorded_and_reused(sink, args.timeout)
+                share = {
+                    "cpu_ms_per_node_recorded": round(recorded.cpu_s * 1000 / args.nodes, 4),
+                    "cpu_ms_per_node_extractions_reused": round(reused.cpu_s * 1000 / args.nodes, 4),
+                }
             payloads = _sample_payloads(min(args.nodes, 40))
             steps: dict[str, float] = {}
             sequential_ms = 0.0
@@ -147,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_ms_per_node_one_at_a_time": round(sequential_ms, 3),
         "cpu_ms_per_node_by_step_no_wait": {label: round(ms, 3) for label, ms in steps_no_wait.items()},
         "cpu_ms_per_node_one_at_a_time_no_wait": round(sequential_no_wait_ms, 3),
+        "extraction_share": share,
         "machine_cpus": os.cpu_count(),
         "python": sys.version.split()[0],
     }
@@ -166,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  {'(not in these steps)':<40} {rest:12.3f} {rest_no_wait:10.3f}")
         print(f"  {'in all':<40} {sequential_ms:12.3f} {sequential_no_wait_ms:10.3f}")
+    if share:
+        with_, without = share["cpu_ms_per_node_recorded"], share["cpu_ms_per_node_extractions_reused"]
+        print(
+            f"\nExtraction inside the concurrent run: {with_:.3f} ms CPU a node with it, {without:.3f} ms "
+            f"with each node's extraction reused from that run: {with_ - without:.3f} ms a node is extraction"
+        )
     if run.profile:
         print("\nProfile of the measured run (all threads, by own time):\n" + run.profile)
     print(f"\nwrote {os.path.relpath(args.output)}")

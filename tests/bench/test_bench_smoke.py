@@ -58,10 +58,12 @@ def test_bench_runs_and_writes_every_result(tmp_path: Path) -> None:
     )
 
 
-def test_bench_with_filtering_kubelets(tmp_path: Path) -> None:
+def test_bench_with_filtering_kubelets_and_extraction_share(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
-    _bench(output, "--kubelet-name-filter", "--breakdown", "0")
+    _bench(output, "--kubelet-name-filter", "--breakdown", "0", "--extraction-share")
     results = json.loads(output.read_text())
+    share = results["extraction_share"]
+    assert share["cpu_ms_per_node_recorded"] > 0 and share["cpu_ms_per_node_extractions_reused"] > 0
     assert results["kubelet_name_filter"] is True
     assert results["pods_emitted"] == 24 and results["nodes_failed"] == 0
     assert results["filtered_answers"] >= 2 * 24  # the warm-up and the measured run got small answers
