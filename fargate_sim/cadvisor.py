@@ -784,8 +784,10 @@ class NodeMetrics:
                 return gzip.decompress(compressed), compressed
         template = self._template
         if names is not None:
-            template = self._filtered_templates.get(names) or self._compile(names)
-            self._filtered_templates[names] = template
+            filtered = self._filtered_templates.get(names)
+            if filtered is None:
+                filtered = self._filtered_templates[names] = self._compile(names)
+            template = filtered
         raw = (template % self.values(stamps)).encode()
         compressed = gzip.compress(raw, compresslevel=level, mtime=0)
         with self._lock:

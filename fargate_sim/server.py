@@ -324,7 +324,8 @@ class _Handler(BaseHTTPRequestHandler):
             and segments[4] == "proxy"
         ):
             stats.kind("proxy")
-            self._proxy(segments[3], "/".join(segments[5:]), user, parse_qs(parts.query).get("name[]"))
+            names = parse_qs(parts.query, keep_blank_values=True).get("name[]")
+            self._proxy(segments[3], "/".join(segments[5:]), user, names)
         elif method == "GET" and segments == ["api", "v1", "pods"]:
             stats.kind("list_pods")
             self._list_pods(query, user)
