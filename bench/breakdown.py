@@ -15,8 +15,11 @@ from typing import Any, cast
 
 # (module, attribute, label): the steps of one node, outermost first.
 STEPS: tuple[tuple[str, str, str], ...] = (
-    ("fargate_insights.kube_api", "KubeClient._request", "HTTPS request and response headers"),
-    ("fargate_insights.kube_api", "KubeClient._read_capped", "reading the body"),
+    ("fargate_insights.kube_api", "KubeClient._headers", "the request's headers (token)"),
+    ("ssl", "SSLSocket.send", "sending the request (TLS)"),
+    ("ssl", "SSLSocket.recv", "receiving the answer (TLS)"),
+    ("fargate_insights.https_transport", "HttpsPool.read_answer", "the answer's status line and headers"),
+    ("fargate_insights.kube_api", "KubeClient._read_capped", "reading the (chunked) body"),
     ("fargate_insights.kube_api", "_decode_body", "gunzip"),
     ("fargate_insights.collector", "extract", "extraction"),
     ("fargate_insights.collector", "compute", "counters and the eight metrics"),
@@ -70,9 +73,8 @@ class FirstNodes:
     def list_fargate_nodes(self, deadline: float) -> list[Any]:
         return list(self._nodes)
 
-    def fetch_cadvisor(self, node: str, timeout_s: float) -> bytes:
-        payload: bytes = self._kube.fetch_cadvisor(node, timeout_s)
-        return payload
+    def scrape_cadvisor(self, nodes: list[Any], deadline: float, max_in_flight: int, timeout_s: float) -> Any:
+        return self._kube.scrape_cadvisor(nodes, deadline, max_in_flight, timeout_s)
 
 
 def sequential_breakdown(kube: Any, nodes: int) -> tuple[dict[str, float], float]:

@@ -9,7 +9,6 @@ little smaller, and the difference a little larger than extraction alone.)
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,22 +29,40 @@ def recorded_and_reused(sink: CountingStdout, timeout_s: float) -> tuple[Handler
 
 @contextmanager
 def _extraction_per_node(extraction: Callable[[str, Callable[[bytes], Any], bytes], Any]) -> Iterator[None]:
-    """Give the collector's `extract(payload)` the node it scraped (fetch and extract share a thread)."""
+    """Give the collector's `extract(payload)` the node it scraped."""
     from fargate_insights import cadvisor, collector
     from fargate_insights.kube_api import KubeClient
 
-    current = threading.local()
-    fetch = KubeClient.fetch_cadvisor
+    nodes: dict[int, str] = {}
+    scrape = KubeClient.scrape_cadvisor
 
-    def fetch_noting_node(self: KubeClient, node: str, timeout_s: float) -> bytes:
-        current.node = node
-        return fetch(self, node, timeout_s)
+    def scrape_noting_nodes(self: KubeClient, *args: Any) -> _NotingNodes:
+        return _NotingNodes(scrape(self, *args), nodes)
 
     def extract_for_node(payload: bytes) -> Any:
-        return extraction(current.node, cadvisor.extract, payload)
+        return extraction(nodes[id(payload)], cadvisor.extract, payload)
 
     with (
-        mock.patch.object(KubeClient, "fetch_cadvisor", fetch_noting_node),
+        mock.patch.object(KubeClient, "scrape_cadvisor", scrape_noting_nodes),
         mock.patch.object(collector, "extract", extract_for_node),
     ):
         yield
+
+
+class _NotingNodes:
+    """A run's scrapes, noting which node each payload of the current batch came from: the collector
+    extracts a batch's payloads while the batch is alive, so a payload object's identity names its node."""
+
+    def __init__(self, scrapes: Any, nodes: dict[int, str]) -> None:
+        self._scrapes = scrapes
+        self._nodes = nodes
+
+    def __iter__(self) -> Iterator[list[tuple[Any, Any]]]:
+        for batch in self._scrapes:
+            self._nodes.clear()
+            self._nodes.update((id(outcome), node.name) for node, outcome in batch)
+            yield batch
+
+    @property
+    def peak_in_flight(self) -> int:
+        return int(self._scrapes.peak_in_flight)

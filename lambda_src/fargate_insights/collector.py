@@ -1,15 +1,13 @@
 """One collection cycle: list the Fargate nodes, scrape them concurrently, emit one document per pod.
 
-The scrapes run on a bounded set of worker threads (the API server does not throttle node-proxy calls, so the
-collector must); each worker fetches, decompresses and extracts one node. Computation and emission stay
-on the calling thread, which owns the counter state. A node that fails costs only its own pods.
+The scrapes are at most `max_in_flight` requests at once (the API server does not throttle node-proxy
+calls, so the collector must), multiplexed on the calling thread (`https_many`), which extracts, computes
+and emits each batch of answers as it comes. A node that fails costs only its own pods.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,7 +16,7 @@ from typing import Any
 
 from .cadvisor import Extraction, extract
 from .emf import PodContext, PodDocumentBuilder, dumps
-from .kube_api import NODE_GONE, FargateNode, KubeApiError, KubeClient
+from .kube_api import NODE_GONE, FargateNode, KubeApiError, KubeClient, as_api_error
 from .pod_metrics import CounterState, PodMetrics, compute, prune
 
 logger = logging.getLogger(__name__)
@@ -138,76 +136,22 @@ class Collector:
         return report
 
     def _scrape_all(self, nodes: list[FargateNode], deadline: float, report: RunReport) -> None:
-        in_flight = _Gauge()
-        # Plain worker threads on two queues: O(1) per node and no Future per node. (A ThreadPoolExecutor
-        # costs a Future, a Condition and a work item per submit: 6% of py-spy's GIL samples at 3,000 nodes;
-        # and concurrent.futures.wait() on the pending set re-arms a waiter per future: O(n^2) at 5,000.)
-        todo: queue.SimpleQueue[FargateNode] = queue.SimpleQueue()
-        finished: queue.SimpleQueue[_Scrape] = queue.SimpleQueue()
-        stop = threading.Event()
-        for node in nodes:
-            todo.put(node)
-
-        def work() -> None:
-            while not stop.is_set():
-                try:
-                    node = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    result = self._scrape(node, deadline, in_flight)
-                except Exception as err:  # a bug must cost one node, not hang the run until its deadline
-                    error = KubeApiError("unexpected", f"{type(err).__name__}: {err}")
-                    result = _Scrape(node, None, error, 0)
-                finished.put(result)
-
-        # Daemons: a worker still waiting on a node cut off by the deadline must not hold up the exit.
-        workers = [
-            threading.Thread(target=work, name=f"scrape-{index}", daemon=True)
-            for index in range(min(self._max_in_flight, len(nodes)))
-        ]
-        for worker in workers:
-            worker.start()
+        scrapes = self._kube.scrape_cadvisor(nodes, deadline, self._max_in_flight, self._timeout_s)
         consumed = 0
-        try:
-            while consumed < len(nodes):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    result = finished.get(timeout=remaining)
-                except queue.Empty:
-                    break
-                consumed += 1
+        for batch in scrapes:
+            # One clock reading per batch: its answers all arrived in one round of the selector.
+            scraped_at_ms = int(self._clock() * 1000)
+            # Every payload of the batch is extracted before any pod is computed and emitted: each
+            # step running over many nodes in a row costs less CPU than the steps taking turns.
+            results = [_scraped(node, outcome, scraped_at_ms) for node, outcome in batch]
+            for result in results:
                 self._consume(result, report)
-            report.nodes_skipped += len(nodes) - consumed
-        finally:
-            stop.set()  # nodes not started yet stay unstarted; those in flight end with their timeout
-        report.max_in_flight = in_flight.peak
-
-    def _scrape(self, node: FargateNode, deadline: float, in_flight: _Gauge) -> _Scrape:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0.05:
-            return _Scrape(node, None, KubeApiError("deadline", "not started before the deadline"), 0)
-        cut_by_deadline = remaining < self._timeout_s
-        with in_flight:
-            try:
-                payload = self._kube.fetch_cadvisor(node.name, min(self._timeout_s, remaining))
-            except KubeApiError as err:
-                if err.reason == "timeout" and cut_by_deadline:
-                    # The run ran out of time, not the node: a skip, not a scrape failure.
-                    return _Scrape(node, None, KubeApiError("deadline", f"cut off by the deadline: {err}"), 0)
-                return _Scrape(node, None, err, 0)
-            except Exception as err:
-                return _Scrape(node, None, KubeApiError("unexpected", f"{type(err).__name__}: {err}"), 0)
-        scraped_at_ms = int(self._clock() * 1000)
-        return _Scrape(node, extract(payload), None, scraped_at_ms)
+            consumed += len(results)
+        report.nodes_skipped += len(nodes) - consumed
+        report.max_in_flight = scrapes.peak_in_flight
 
     def _consume(self, scrape: _Scrape, report: RunReport) -> None:
         if scrape.error is not None:
-            if scrape.error.reason == "deadline":
-                report.nodes_skipped += 1
-                return
             if scrape.error.reason == NODE_GONE:
                 # Normal churn, not a failure: on a busy cluster dozens of pods end during every run,
                 # and counting them as failures would keep the scrape-failure alarm firing.
@@ -256,22 +200,13 @@ class Collector:
 _ACCESS_FAILURES = frozenset({"http_401", "http_403", "tls"})
 
 
-class _Gauge:
-    """Counts requests in flight and remembers the peak (the benchmark checks it against the cap)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._now = 0
-        self.peak = 0
-
-    def __enter__(self) -> None:
-        with self._lock:
-            self._now += 1
-            self.peak = max(self.peak, self._now)
-
-    def __exit__(self, *_: object) -> None:
-        with self._lock:
-            self._now -= 1
+def _scraped(node: FargateNode, outcome: bytes | Exception, scraped_at_ms: int) -> _Scrape:
+    if isinstance(outcome, Exception):
+        return _Scrape(node, None, as_api_error(outcome), 0)
+    try:
+        return _Scrape(node, extract(outcome), None, scraped_at_ms)
+    except Exception as err:  # a bug must cost one node, not the run
+        return _Scrape(node, None, KubeApiError("unexpected", f"{type(err).__name__}: {err}"), 0)
 
 
 def _listing_advice(err: KubeApiError) -> str:

@@ -22,7 +22,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Final
+from typing import Any, Final, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +46,26 @@ class TransportError(Exception):
         self.reason = reason
 
 
-class _Closed(Exception):
+class ServerClosed(Exception):
     """The server closed the connection before sending a byte of the answer."""
 
 
 # Errors that mean "the server closed this idle keep-alive connection": safe to retry a GET once.
-_STALE: Final = (_Closed, BrokenPipeError, ConnectionResetError, ssl.SSLEOFError)
+STALE_CONNECTION_ERRORS: Final = (ServerClosed, BrokenPipeError, ConnectionResetError, ssl.SSLEOFError)
+
+
+class Source(Protocol):
+    """Where an answer's bytes come from: a connection, or bytes already received (`https_many`)."""
+
+    def recv(self, amount: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class Owner(Protocol):
+    """What takes a connection back once its answer has been read to the end."""
+
+    def put(self, connection: Any, /) -> None: ...
 
 
 def _broken(message: str) -> TransportError:
@@ -85,8 +99,8 @@ class Answer:
         self,
         status: int,
         headers: Headers,
-        sock: ssl.SSLSocket,
-        pool: HttpsPool,
+        sock: Source,
+        pool: Owner,
         buf: bytes,
         mode: int,
         left: int,
@@ -94,12 +108,26 @@ class Answer:
     ) -> None:
         self.status = status
         self.headers = headers
-        self._sock: ssl.SSLSocket | None = sock
+        self._sock: Source | None = sock
         self._pool = pool
         self._buf = buf  # received bytes of the body not yet consumed (raw chunked framing included)
         self._mode = mode
         self._left = left
         self._keep_alive = keep_alive
+
+    @property
+    def reusable(self) -> bool:
+        """Whether the answer has been read to its end and its connection may carry another."""
+        return self._mode == _DONE and self._keep_alive and not self._buf
+
+    def bytes_to_come(self) -> int | None:
+        """How many body bytes are still to be received (past those already buffered), when the
+        framing says (a Content-Length); None when only the body itself will tell."""
+        if self._mode == _LENGTH:
+            return self._left - len(self._buf)
+        if self._mode == _DONE:
+            return 0
+        return None
 
     def read(self, amount: int) -> bytes:
         """Up to `amount` bytes of the body (fewer only at its end)."""
@@ -125,7 +153,7 @@ class Answer:
         sock, self._sock = self._sock, None
         if sock is None:
             return
-        if self._mode == _DONE and self._keep_alive and not self._buf:
+        if self.reusable:
             self._pool.put(sock)
         else:
             sock.close()
@@ -242,18 +270,31 @@ class HttpsPool:
             authority = f"{authority}:{port}"
         self._host_line = f"Host: {authority}\r\n"
 
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        return self._context
+
     def get(self, path: str, headers: dict[str, str], timeout_s: float) -> Answer:
         """Send a GET and read its status and headers."""
-        request = self._request(path, headers)
+        request = self.encode_request(path, headers)
         for attempt in (1, 2):
-            sock, reused = self._take()
+            sock = self.take_idle()
+            reused = sock is not None
             try:
                 if sock is None:
                     sock = self._connect(timeout_s)
                 sock.settimeout(timeout_s)
                 sock.sendall(request)
-                answer = self._answer(sock)
-            except _STALE as err:
+                answer = self.read_answer(sock)
+            except STALE_CONNECTION_ERRORS as err:
                 if sock is not None:
                     sock.close()
                 if reused and attempt == 1:
@@ -291,7 +332,7 @@ class HttpsPool:
         for connection in idle:
             connection.close()
 
-    def _request(self, path: str, headers: dict[str, str]) -> bytes:
+    def encode_request(self, path: str, headers: dict[str, str]) -> bytes:
         """The whole request; a CR or LF anywhere but at the line ends would inject headers."""
         text = (
             f"GET {path} HTTP/1.1\r\n{self._host_line}"
@@ -305,11 +346,12 @@ class HttpsPool:
             raise ValueError("a space, control or non-ASCII character in the request path")
         return text.encode("latin-1")
 
-    def _take(self) -> tuple[ssl.SSLSocket | None, bool]:
+    def take_idle(self) -> ssl.SSLSocket | None:
+        """An idle connection to reuse (the caller sets its timeout), or None."""
         with self._lock:
             if self._idle:
-                return self._idle.pop(), True
-        return None, False
+                return self._idle.pop()
+        return None
 
     def _connect(self, timeout_s: float) -> ssl.SSLSocket:
         raw = socket.create_connection((self._host, self._port), min(CONNECT_TIMEOUT_MAX_S, timeout_s))
@@ -320,11 +362,14 @@ class HttpsPool:
             raw.close()
             raise
 
-    def _answer(self, sock: ssl.SSLSocket) -> Answer:
-        """Read the status line and headers (skipping interim 1xx answers) and decide the framing."""
+    def read_answer(self, sock: Source, owner: Owner | None = None) -> Answer:
+        """Read the status line and headers (skipping interim 1xx answers) and decide the framing.
+
+        `owner` takes the connection back when the answer has been read (this pool by default).
+        """
         buf = sock.recv(_RECV_BYTES)
         if not buf:
-            raise _Closed("the server closed the connection without answering")
+            raise ServerClosed("the server closed the connection without answering")
         start = 0  # where the current header block begins in buf
         search = 0
         while True:
@@ -371,7 +416,7 @@ class HttpsPool:
             mode, left = _TO_CLOSE, 0
         if mode == _TO_CLOSE:
             keep_alive = False
-        return Answer(status, Headers(fields), sock, self, rest, mode, left, keep_alive)
+        return Answer(status, Headers(fields), sock, owner or self, rest, mode, left, keep_alive)
 
 
 def _parse_head(block: bytes) -> tuple[str, int, dict[str, str]]:

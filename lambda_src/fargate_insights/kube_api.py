@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from zlib_ng import zlib_ng as zlib
 
 from .cadvisor import WANTED_FAMILIES
+from .https_many import Again, ManyGets
 from .https_transport import Answer, HttpsPool, TransportError
 from .names import FARGATE_LABEL, FARGATE_LABEL_VALUE
 
@@ -149,7 +150,7 @@ class KubeClient:
 
     def fetch_cadvisor(self, node: str, timeout_s: float) -> bytes:
         """The node's cAdvisor payload (decompressed), through the API server's node proxy."""
-        path = f"/api/v1/nodes/{quote(node, safe='')}/proxy/metrics/cadvisor"
+        path = _cadvisor_path(node)
         renewed = False
         while True:
             response = self._request(
@@ -160,27 +161,58 @@ class KubeClient:
                     renewed = True
                     self._invalidate_token()
                     continue
-                if response.status != 200:
-                    raise _status_error(response.status, path, self._read_capped(response, 64 * 1024))
-                media_type = (response.headers.get("Content-Type") or "").partition(";")[0].strip().lower()
-                if media_type and media_type not in METRICS_MEDIA_TYPES:
-                    # An error page from something between us and the kubelet, answered with 200.
-                    raise KubeApiError("not_metrics", f"GET {path}: the answer is {media_type}, not metrics")
-                encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
-                body = self._read_capped(response, self._max_body)
+                body, encoding = self._read_cadvisor(response, path)
             return _decode_body(body, encoding, self._max_body)
+
+    def scrape_cadvisor(
+        self, nodes: Iterable[FargateNode], deadline: float, max_in_flight: int, timeout_s: float
+    ) -> ManyGets[FargateNode, bytes]:
+        """`fetch_cadvisor` for many nodes, `max_in_flight` at a time, on this thread.
+
+        Iterate it for batches of (node, payload or exception); `as_api_error()` names an exception's
+        reason. Nodes not answered by `deadline` get no result.
+        """
+        renewed: set[str] = set()
+
+        def request(node: FargateNode) -> tuple[str, dict[str, str]]:
+            path = f"{self._base_path}{_cadvisor_path(node.name)}?{CADVISOR_QUERY}"
+            return path, self._headers("text/plain", gzip=True)
+
+        def read(node: FargateNode, response: Answer) -> bytes:
+            if response.status == 401 and node.name not in renewed:
+                renewed.add(node.name)
+                self._invalidate_token()
+                raise Again
+            body, encoding = self._read_cadvisor(response, _cadvisor_path(node.name))
+            return _decode_body(body, encoding, self._max_body)
+
+        timeout = min(self._timeout_s, timeout_s)
+        return ManyGets(self._pool, nodes, request, read, max_in_flight, timeout, deadline)
+
+    def _read_cadvisor(self, response: Answer, path: str) -> tuple[bytes, str]:
+        """The body of a cAdvisor answer, still encoded, and its encoding."""
+        if response.status != 200:
+            raise _status_error(response.status, path, self._read_capped(response, 64 * 1024))
+        media_type = (response.headers.get("Content-Type") or "").partition(";")[0].strip().lower()
+        if media_type and media_type not in METRICS_MEDIA_TYPES:
+            # An error page from something between us and the kubelet, answered with 200.
+            raise KubeApiError("not_metrics", f"GET {path}: the answer is {media_type}, not metrics")
+        encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+        return self._read_capped(response, self._max_body), encoding
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _request(self, path: str, accept: str, timeout_s: float, gzip: bool = False) -> Answer:
-        headers = {
+    def _headers(self, accept: str, gzip: bool) -> dict[str, str]:
+        return {
             "Authorization": f"Bearer {self._token()}",
             "Accept": accept,
             "Accept-Encoding": "gzip" if gzip else "identity",
             "User-Agent": "fargate-insights",
         }
+
+    def _request(self, path: str, accept: str, timeout_s: float, gzip: bool = False) -> Answer:
         try:
-            return self._pool.get(self._base_path + path, headers, timeout_s)
+            return self._pool.get(self._base_path + path, self._headers(accept, gzip), timeout_s)
         except TransportError as err:
             raise KubeApiError(err.reason, str(err)) from err
 
@@ -195,6 +227,19 @@ class KubeClient:
         if len(body) > cap:
             raise KubeApiError("too_large", f"answer exceeds the {cap}-byte cap")
         return body
+
+
+def as_api_error(err: Exception) -> KubeApiError:
+    """A scrape's failure as a KubeApiError: transport failures keep their reason, anything else is a bug."""
+    if isinstance(err, KubeApiError):
+        return err
+    if isinstance(err, TransportError):
+        return KubeApiError(err.reason, str(err))
+    return KubeApiError("unexpected", f"{type(err).__name__}: {err}")
+
+
+def _cadvisor_path(node: str) -> str:
+    return f"/api/v1/nodes/{quote(node, safe='')}/proxy/metrics/cadvisor"
 
 
 def _decode_body(body: bytes, encoding: str, cap: int) -> bytes:

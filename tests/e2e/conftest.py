@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
+
+from fargate_sim.tls import generate, server_context
+
+from .tls_servers import Handler, RawTlsServer, TlsServer
 
 CLUSTER = "e2e"
 REGION = "us-west-2"
@@ -207,3 +212,25 @@ def check_pod_document(doc: dict, pod, rates: bool = True) -> None:
         assert doc["pod_network_rx_bytes"] == pytest.approx(sum(pod.rx_bytes_per_s.values()), rel=1e-6)
     if "pod_network_tx_bytes" in doc:
         assert doc["pod_network_tx_bytes"] == pytest.approx(sum(pod.tx_bytes_per_s.values()), rel=1e-6)
+
+
+# -- TLS servers for the transport tests ------------------------------------------------------------
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[TlsServer, str]]:
+    ca, chain, key = generate()
+    srv = TlsServer(("127.0.0.1", 0), Handler)
+    srv.tls = server_context(chain, key)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv, ca
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def raw() -> Iterator[RawTlsServer]:
+    server = RawTlsServer()
+    yield server
+    server.stop()

@@ -3,73 +3,21 @@ answers without reading to the end, stalls, or presents a certificate from anoth
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import logging
 import random
 import socket
 import ssl
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from fargate_insights.https_transport import HttpsPool, TransportError
-from fargate_sim.tls import generate, server_context
+from fargate_sim.tls import generate
 
-BODY = b"x" * 5000
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
-
-    def do_GET(self) -> None:
-        self.server.requests += 1
-        if self.path == "/stall":
-            time.sleep(1.0)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-        if self.server.close_after_answer:
-            # As an idle timeout does: closed without "Connection: close", after the answer.
-            self.close_connection = True
+from .tls_servers import BODY, CHUNKED_HEAD, TlsServer, chunked
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    requests = 0
-    connections = 0
-    close_after_answer = False
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that hangs up mid-answer is part of these tests."""
-
-    def get_request(self) -> tuple[socket.socket, object]:
-        raw, address = super().get_request()
-        self.connections += 1
-        return self.tls.wrap_socket(raw, server_side=True), address
-
-
-@pytest.fixture
-def server() -> Iterator[tuple[_Server, str]]:
-    ca, chain, key = generate()
-    srv = _Server(("127.0.0.1", 0), _Handler)
-    srv.tls = server_context(chain, key)  # type: ignore[attr-defined]
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv, ca
-    srv.shutdown()
-    srv.server_close()
-
-
-def _pool(srv: _Server, ca: str, max_idle: int = 4) -> HttpsPool:
+def _pool(srv: TlsServer, ca: str, max_idle: int = 4) -> HttpsPool:
     return HttpsPool("127.0.0.1", srv.server_address[1], ssl.create_default_context(cadata=ca), max_idle)
 
 
@@ -164,92 +112,6 @@ def test_a_closed_port_is_a_connection_error() -> None:
 # -- framing, against a raw TLS server that sends exactly the bytes a test gives it ---------------------
 
 
-class _RawServer:
-    """Answers each request on any connection with the next scripted answer: its pieces are sent as
-    separate TLS records, then the connection is kept, closed (no close_notify) or shut down cleanly."""
-
-    def __init__(self) -> None:
-        ca, chain, key = generate()
-        self.ca = ca
-        self._tls = server_context(chain, key)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.port = self._listener.getsockname()[1]
-        self.script: list[tuple[list[bytes], str]] = []
-        self.requests: list[bytes] = []
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def answer(self, data: bytes | list[bytes], after: str = "keep") -> None:
-        self.script.append(([data] if isinstance(data, bytes) else data, after))
-
-    def pool(self, max_idle: int = 4) -> HttpsPool:
-        return HttpsPool("127.0.0.1", self.port, ssl.create_default_context(cadata=self.ca), max_idle)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                raw, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
-
-    def _serve(self, raw: socket.socket) -> None:
-        raw.settimeout(5)
-        try:
-            tls = self._tls.wrap_socket(raw, server_side=True)
-        except (OSError, ssl.SSLError):
-            raw.close()
-            return
-        with tls:
-            pending = b""
-            while True:
-                while b"\r\n\r\n" not in pending:
-                    try:
-                        data = tls.recv(65536)
-                    except OSError:
-                        return
-                    if not data:
-                        return
-                    pending += data
-                request, _, pending = pending.partition(b"\r\n\r\n")
-                self.requests.append(request)
-                if not self.script:
-                    return
-                pieces, after = self.script.pop(0)
-                for piece in pieces:
-                    tls.sendall(piece)
-                if after == "unwrap":  # close_notify first; the client closes without answering it
-                    with contextlib.suppress(OSError):
-                        tls.unwrap().close()
-                    return
-                if after == "close":
-                    return
-
-
-@pytest.fixture
-def raw() -> Iterator[_RawServer]:
-    server = _RawServer()
-    yield server
-    server.stop()
-
-
-def _chunked(body: bytes, size: int) -> bytes:
-    chunks = [
-        b"%x\r\n%b\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size)
-    ]
-    return b"".join(chunks) + b"0\r\n\r\n"
-
-
-CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
 CHUNKS_WITH_EXTRAS = (
     b"5;name=value\r\nhello\r\n"  # an extension
     b"1A ; a=b;c\r\nabcdefghijklmnopqrstuvwxyz\r\n"  # upper-case hex, whitespace before extensions
@@ -286,7 +148,7 @@ def test_a_chunked_answer_with_extensions_and_trailers_is_decoded_and_its_connec
 @pytest.mark.parametrize("amount", [1, 3, 7, 1 << 20])
 def test_an_answer_split_at_every_byte_is_decoded_in_reads_of_any_size(raw, amount) -> None:
     body = bytes(range(256)) * 3
-    framed = _chunked(body, 100).removesuffix(b"0\r\n\r\n") + b"0;last\r\nX-Checksum: abc\r\n\r\n"
+    framed = chunked(body, 100).removesuffix(b"0\r\n\r\n") + b"0;last\r\nX-Checksum: abc\r\n\r\n"
     whole = CHUNKED_HEAD + framed
     raw.answer([whole[i : i + 1] for i in range(len(whole))])
     raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -525,7 +387,7 @@ def test_many_answers_on_one_reused_connection_come_back_byte_exact(raw) -> None
         if i % 3 == 0:
             raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         else:
-            whole = CHUNKED_HEAD + _chunked(
+            whole = CHUNKED_HEAD + chunked(
                 body,
                 rng.choice([1, 7, 4096, 16_384, 100_000] if len(body) < 20_000 else [4096, 16_384, 100_000]),
             )

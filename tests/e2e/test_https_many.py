@@ -1,0 +1,299 @@
+"""Many GETs on one thread (`ManyGets`) against real TLS servers on loopback: the in-flight cap, reused and
+stale connections, timeouts, the deadline, retries, answers arriving a byte at a time, and failures that
+must cost only their own key."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+
+import pytest
+
+from fargate_insights.https_many import Again, ManyGets
+from fargate_insights.https_transport import Answer, HttpsPool, TransportError
+from fargate_sim.tls import generate
+
+from .tls_servers import BODY, CHUNKED_HEAD, RawTlsServer, TlsServer, chunked
+
+
+def _pool(srv: TlsServer, ca: str) -> HttpsPool:
+    return HttpsPool("127.0.0.1", srv.server_address[1], ssl.create_default_context(cadata=ca), 8)
+
+
+def _plain_request(path: str) -> tuple[str, dict[str, str]]:
+    return path, {"Accept": "text/plain"}
+
+
+def _body(path: str, answer: Answer) -> bytes:
+    body = answer.read(1 << 20)
+    if answer.status != 200:
+        raise LookupError(f"{path}: HTTP {answer.status}")
+    return body
+
+
+def _many(
+    pool: HttpsPool,
+    keys: list[str],
+    max_in_flight: int = 4,
+    timeout_s: float = 5.0,
+    deadline_s: float = 10.0,
+    read: Callable[[str, Answer], bytes] = _body,
+    request: Callable[[str], tuple[str, dict[str, str]]] = _plain_request,
+    **options: int,
+) -> ManyGets[str, bytes]:
+    deadline = time.monotonic() + deadline_s
+    return ManyGets(pool, keys, request, read, max_in_flight, timeout_s, deadline, **options)
+
+
+def _results(many: ManyGets[str, bytes]) -> dict[str, bytes | Exception]:
+    results: dict[str, bytes | Exception] = {}
+    for batch in many:
+        for key, result in batch:
+            assert key not in results, f"{key} answered twice"
+            results[key] = result
+    return results
+
+
+def test_every_key_gets_its_own_answer_with_at_most_max_in_flight_requests_at_once(server) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+    keys = [f"/echo/slow/{index}" for index in range(20)]
+    many = _many(pool, keys, max_in_flight=4)
+    results = _results(many)
+    assert results == {key: key.encode() + BODY for key in keys}
+    assert srv.peak_in_flight == 4 and many.peak_in_flight == 4  # the cap, reached and never passed
+    assert srv.connections == 4  # and each connection carried several requests
+    pool.close()
+
+
+def test_connections_come_from_the_pool_and_go_back_to_it(server) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+    assert pool.get("/", {}, 5.0).read(1 << 20) == BODY  # not closed: nothing returns it to the pool
+    first = pool.get("/", {}, 5.0)
+    first.read(1 << 20)
+    first.close()  # now one idle connection in the pool (and one abandoned)
+    connections = srv.connections
+    assert _results(_many(pool, ["/a", "/b", "/c"], max_in_flight=1)) == dict.fromkeys(
+        ["/a", "/b", "/c"], BODY
+    )
+    assert srv.connections == connections  # the pool's idle connection carried all three
+    answer = pool.get("/", {}, 5.0)  # blocking again on the same connection
+    assert answer.read(1 << 20) == BODY
+    answer.close()
+    assert srv.connections == connections
+    pool.close()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_by_a_fresh_one(server) -> None:
+    srv, ca = server
+    srv.close_after_answer = True  # as an idle timeout does, without "Connection: close"
+    pool = _pool(srv, ca)
+    answer = pool.get("/", {}, 5.0)
+    answer.read(1 << 20)
+    answer.close()
+    time.sleep(0.2)  # the server has closed it; the pool still holds it as idle
+    keys = [f"/k{index}" for index in range(5)]
+    assert _results(_many(pool, keys, max_in_flight=2)) == dict.fromkeys(keys, BODY)
+    assert srv.requests == 6  # each key asked once: the stale connections cost no failure
+    pool.close()
+
+
+def test_a_stalled_answer_times_out_without_holding_up_the_others(server) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+    started = time.monotonic()
+    results = _results(_many(pool, ["/stall", "/echo/a", "/echo/b"], max_in_flight=3, timeout_s=0.3))
+    assert time.monotonic() - started < 0.9
+    error = results.pop("/stall")
+    assert isinstance(error, TransportError) and error.reason == "timeout"
+    assert str(error) == "GET /stall: timed out after 0.3s"
+    assert results == {"/echo/a": b"/echo/a" + BODY, "/echo/b": b"/echo/b" + BODY}
+    pool.close()
+
+
+def test_keys_not_answered_by_the_deadline_get_no_result_and_the_rest_are_not_started(server) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+    started = time.monotonic()
+    results = _results(_many(pool, ["/stall"] * 6, max_in_flight=2, deadline_s=0.4))
+    assert time.monotonic() - started < 0.8
+    assert results == {}
+    assert srv.requests == 2
+    pool.close()
+
+
+def test_a_certificate_from_another_ca_fails_every_key_and_sends_nothing(server) -> None:
+    srv, _ = server
+    pool = _pool(srv, generate()[0])
+    results = _results(_many(pool, ["/a", "/b"]))
+    assert set(results) == {"/a", "/b"}
+    for error in results.values():
+        assert isinstance(error, TransportError) and error.reason == "tls"
+        assert "TLS verification failed" in str(error)
+    assert srv.requests == 0
+    pool.close()
+
+
+def test_a_closed_port_is_a_connection_failure_for_every_key() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pool = HttpsPool("127.0.0.1", port, ssl.create_default_context(cadata=generate()[0]), 4)
+    results = _results(_many(pool, ["/a", "/b", "/c"], max_in_flight=2))
+    assert set(results) == {"/a", "/b", "/c"}
+    for error in results.values():
+        assert isinstance(error, TransportError) and error.reason == "connection"
+        assert "could not connect" in str(error)
+
+
+def test_again_sends_the_request_once_more_with_fresh_headers(server) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+    tokens = iter(["one", "two"])
+    rejected: list[str] = []
+
+    def request(path: str) -> tuple[str, dict[str, str]]:
+        return path, {"Authorization": f"Bearer {next(tokens)}"}
+
+    def read(path: str, answer: Answer) -> bytes:
+        if not rejected:
+            rejected.append(path)
+            raise Again
+        return _body(path, answer)
+
+    assert _results(_many(pool, ["/a"], request=request, read=read)) == {"/a": BODY}
+    assert srv.authorizations == ["Bearer one", "Bearer two"]
+    pool.close()
+
+
+def test_a_request_sent_again_too_often_fails(server) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+
+    def read(path: str, answer: Answer) -> bytes:
+        raise Again
+
+    results = _results(_many(pool, ["/a"], read=read, max_attempts=3))
+    error = results["/a"]
+    assert isinstance(error, TransportError) and "retried too often" in str(error)
+    assert srv.requests == 3
+    pool.close()
+
+
+def test_a_readers_exception_is_its_keys_result_and_a_read_answer_keeps_its_connection(server) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+    results = _results(_many(pool, ["/missing", "/echo/x"], max_in_flight=1))
+    assert isinstance(results["/missing"], LookupError) and "HTTP 404" in str(results["/missing"])
+    assert results["/echo/x"] == b"/echo/x" + BODY
+    assert srv.connections == 1
+    pool.close()
+
+
+def test_a_reader_that_stops_before_the_end_does_not_leave_its_connection_for_the_next(server) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+
+    def read(path: str, answer: Answer) -> bytes:
+        if path == "/first":
+            raise LookupError("refused without reading the body")
+        return _body(path, answer)
+
+    results = _results(_many(pool, ["/first", "/echo/second"], max_in_flight=1, read=read))
+    assert isinstance(results["/first"], LookupError)
+    assert results["/echo/second"] == b"/echo/second" + BODY
+    assert srv.connections == 2  # the unread body's connection was closed, not reused
+    pool.close()
+
+
+def test_a_bug_in_one_exchange_costs_that_key_only(server, monkeypatch) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+    send = ManyGets._send
+
+    def send_with_a_bug(self, exchange) -> None:
+        if exchange.path == "/bad":
+            raise RuntimeError("a bug")
+        send(self, exchange)
+
+    monkeypatch.setattr(ManyGets, "_send", send_with_a_bug)
+    results = _results(_many(pool, ["/a", "/bad", "/b"], max_in_flight=1))
+    error = results.pop("/bad")
+    assert isinstance(error, TransportError) and error.reason == "unexpected"
+    assert str(error) == "GET /bad: RuntimeError: a bug"
+    assert results == {"/a": BODY, "/b": BODY}
+    pool.close()
+
+
+def test_batches_are_at_most_batch_size(server) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+    keys = [f"/k{index}" for index in range(7)]
+    batches = list(_many(pool, keys, max_in_flight=7, batch_size=2))
+    assert all(1 <= len(batch) <= 2 for batch in batches)
+    assert sorted(key for batch in batches for key, _ in batch) == sorted(keys)
+    pool.close()
+
+
+def test_stopping_early_closes_what_is_in_flight_and_returns_idle_connections(server) -> None:
+    srv, ca = server
+    pool = _pool(srv, ca)
+    batches = iter(_many(pool, ["/a", "/stall", "/stall"], max_in_flight=3, batch_size=1))
+    assert next(batches) == [("/a", BODY)]
+    batches.close()  # type: ignore[attr-defined]
+    assert len(pool._idle) == 1  # /a's connection; the two stalled ones were closed
+    pool.close()
+
+
+# -- answers as the raw server sends them ---------------------------------------------------------
+
+
+def _raw_results(raw: RawTlsServer, keys: list[str], **options: int) -> dict[str, bytes | Exception]:
+    pool = raw.pool()
+    try:
+        return _results(_many(pool, keys, **options))
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+def test_an_answer_sent_one_byte_per_tls_record_is_read_whole(raw, framing) -> None:
+    body = bytes(range(256)) * 3
+    if framing == "chunked":
+        whole = CHUNKED_HEAD + chunked(body, 100)
+    else:
+        whole = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+    raw.answer([whole[index : index + 1] for index in range(len(whole))])
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
+    assert _raw_results(raw, ["/one", "/two"], max_in_flight=1) == {"/one": body, "/two": b"next"}
+    assert raw.connections == 1  # the answer was read to its end: its connection carried the next
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        CHUNKED_HEAD + b"zz\r\nhello\r\n0\r\n\r\n",  # not a chunk size
+        CHUNKED_HEAD + b"5\r\nhelloXX0\r\n\r\n",  # a chunk not followed by CRLF
+        b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",  # a header line without a colon
+    ],
+)
+def test_a_malformed_answer_is_a_connection_failure(raw, answer) -> None:
+    raw.answer(answer)
+    error = _raw_results(raw, ["/a"])["/a"]
+    assert isinstance(error, TransportError) and error.reason == "connection"
+
+
+def test_a_connection_closed_in_the_middle_of_an_answer_fails_it_without_a_retry(raw) -> None:
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part", after="close")
+    error = _raw_results(raw, ["/a"])["/a"]
+    assert isinstance(error, TransportError) and error.reason == "connection"
+    assert len(raw.requests) == 1
+
+
+def test_a_body_read_to_the_close_is_complete_at_the_close(raw) -> None:
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it", after="close")
+    assert _raw_results(raw, ["/a"]) == {"/a": b"all of it"}
