@@ -130,7 +130,9 @@ class ManyGets(Generic[K, T]):
     complete answer into the key's result, or raises: `Again` to send the request once more, any other
     exception to make it the key's result. Connection failures are `TransportError` results. A key not
     answered by `deadline` gets no result: the iteration ends at the deadline, and keys not started by
-    then are never requested. `peak_in_flight` is the most requests that were in flight at once.
+    then are never requested. `timeout_s` bounds each request as a whole, from its connection (when it
+    needs a new one) to its answer's last byte. `peak_in_flight` is the most requests that were in
+    flight at once. Iterate once: the iteration owns the sockets and closes them when it ends.
     """
 
     def __init__(

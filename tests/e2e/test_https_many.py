@@ -252,10 +252,12 @@ def test_stopping_early_closes_what_is_in_flight_and_returns_idle_connections(se
 # -- answers as the raw server sends them ---------------------------------------------------------
 
 
-def _raw_results(raw: RawTlsServer, keys: list[str], **options: int) -> dict[str, bytes | Exception]:
+def _raw_results(
+    raw: RawTlsServer, keys: list[str], timeout_s: float = 5.0, **options: int
+) -> dict[str, bytes | Exception]:
     pool = raw.pool()
     try:
-        return _results(_many(pool, keys, **options))
+        return _results(_many(pool, keys, timeout_s=timeout_s, **options))
     finally:
         pool.close()
 
@@ -297,3 +299,13 @@ def test_a_connection_closed_in_the_middle_of_an_answer_fails_it_without_a_retry
 def test_a_body_read_to_the_close_is_complete_at_the_close(raw) -> None:
     raw.answer(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it", after="close")
     assert _raw_results(raw, ["/a"]) == {"/a": b"all of it"}
+
+
+def test_the_timeout_bounds_a_whole_answer_not_each_wait_for_bytes(raw) -> None:
+    """An answer that keeps trickling in is cut at the timeout, as a stalled one is."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    raw.answer([head, b"a", b"b", b"c", b"d", b"e"], pause_s=0.1)
+    started = time.monotonic()
+    error = _raw_results(raw, ["/a"], timeout_s=0.25)["/a"]
+    assert time.monotonic() - started < 0.45
+    assert isinstance(error, TransportError) and error.reason == "timeout"

@@ -87,15 +87,16 @@ class RawTlsServer:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
         self.port = self._listener.getsockname()[1]
-        self.script: list[tuple[list[bytes], str]] = []
+        self.script: list[tuple[list[bytes], str, float]] = []
         self.requests: list[bytes] = []
         self.connections = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
-    def answer(self, data: bytes | list[bytes], after: str = "keep") -> None:
-        self.script.append(([data] if isinstance(data, bytes) else data, after))
+    def answer(self, data: bytes | list[bytes], after: str = "keep", pause_s: float = 0.0) -> None:
+        """Script the next answer; `pause_s` is slept before each piece after the first."""
+        self.script.append(([data] if isinstance(data, bytes) else data, after, pause_s))
 
     def pool(self, max_idle: int = 4) -> HttpsPool:
         return HttpsPool("127.0.0.1", self.port, ssl.create_default_context(cadata=self.ca), max_idle)
@@ -136,9 +137,14 @@ class RawTlsServer:
                 self.requests.append(request)
                 if not self.script:
                     return
-                pieces, after = self.script.pop(0)
-                for piece in pieces:
-                    tls.sendall(piece)
+                pieces, after, pause_s = self.script.pop(0)
+                for index, piece in enumerate(pieces):
+                    if index and pause_s:
+                        time.sleep(pause_s)
+                    try:
+                        tls.sendall(piece)
+                    except OSError:
+                        return
                 if after == "unwrap":  # close_notify first; the client closes without answering it
                     with contextlib.suppress(OSError):
                         tls.unwrap().close()
