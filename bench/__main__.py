@@ -254,7 +254,13 @@ def _sample_payloads(count: int) -> list[bytes]:
     assert environment is not None, "the handler has not run"
     nodes = environment.kube.list_fargate_nodes(time.monotonic() + 30)[:count]
     with mock.patch.object(kube_api, "CADVISOR_QUERY", ""):
-        return [environment.kube.fetch_cadvisor(node.name, 10.0) for node in nodes]
+        scrapes = environment.kube.scrape_cadvisor(nodes, time.monotonic() + 60, 1, 10.0)  # one at a time
+        outcomes = [outcome for batch in scrapes for _, outcome in batch]
+    payloads = [outcome for outcome in outcomes if isinstance(outcome, bytes)]
+    if len(payloads) != len(nodes):
+        failed = next((outcome for outcome in outcomes if not isinstance(outcome, bytes)), "no answer")
+        raise RuntimeError(f"sampling payloads: {len(nodes) - len(payloads)} nodes failed ({failed})")
+    return payloads
 
 
 def _print_table(results: dict[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ chunk does, or once what has been received has doubled (which bounds the work on
 from __future__ import annotations
 
 import errno
+import logging
 import selectors
 import socket
 import ssl
@@ -24,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, Generic, TypeVar
 
 from .https_transport import STALE_CONNECTION_ERRORS, Answer, HttpsPool, ServerClosed, TransportError
+
+logger = logging.getLogger(__name__)
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -428,10 +431,12 @@ class ManyGets(Generic[K, T]):
             self._fail(exchange, err)
             return
         except Exception as err:  # the reader's verdict on a complete answer: the key's result
+            logger.debug("GET %s: HTTP %d", exchange.path, answer.status if answer else 0)
             self._finish(
                 exchange, err, reuse=answer is not None and answer.reusable and replay.exhausted and not eof
             )
             return
+        logger.debug("GET %s: HTTP %d", exchange.path, answer.status)
         self._finish(exchange, result, reuse=answer.reusable and replay.exhausted and not eof)
 
     # -- endings --------------------------------------------------------------------------------

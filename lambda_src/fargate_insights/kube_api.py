@@ -1,6 +1,7 @@
-"""The two Kubernetes API calls the collector makes: list Fargate nodes, read a node's cAdvisor metrics.
+"""The two Kubernetes API calls the collector makes: list Fargate nodes, read the nodes' cAdvisor metrics.
 
-A thin adapter over one pool of keep-alive TLS connections. The kubernetes client's generated models would
+A thin adapter over one pool of keep-alive TLS connections: the listing's GETs one at a time, the
+scrapes many at once on the caller's thread (`https_many`). The kubernetes client's generated models would
 deserialize every node into objects and its import alone costs about a quarter of a second on every
 cold start, so the hot path speaks the API's JSON and text directly (the kubernetes client serves the
 preflight, where that cost does not matter). TLS is always verified against the cluster's CA.
@@ -148,29 +149,15 @@ class KubeClient:
 
     # -- cAdvisor --------------------------------------------------------------------------------
 
-    def fetch_cadvisor(self, node: str, timeout_s: float) -> bytes:
-        """The node's cAdvisor payload (decompressed), through the API server's node proxy."""
-        path = _cadvisor_path(node)
-        renewed = False
-        while True:
-            response = self._request(
-                f"{path}?{CADVISOR_QUERY}", "text/plain", min(self._timeout_s, timeout_s), gzip=True
-            )
-            with closing(response):
-                if response.status == 401 and not renewed:
-                    renewed = True
-                    self._invalidate_token()
-                    continue
-                body, encoding = self._read_cadvisor(response, path)
-            return _decode_body(body, encoding, self._max_body)
-
     def scrape_cadvisor(
         self, nodes: Iterable[FargateNode], deadline: float, max_in_flight: int, timeout_s: float
     ) -> ManyGets[FargateNode, bytes]:
-        """`fetch_cadvisor` for many nodes, `max_in_flight` at a time, on this thread.
+        """Every node's cAdvisor payload (decompressed) through the API server's node proxy, with at most
+        `max_in_flight` requests at once, all on this thread (`https_many`).
 
         Iterate it for batches of (node, payload or exception); `as_api_error()` names an exception's
-        reason. Nodes not answered by `deadline` get no result.
+        reason. Nodes not answered by `deadline` get no result. A 401 renews the token and asks again,
+        once per node.
         """
         renewed: set[str] = set()
 

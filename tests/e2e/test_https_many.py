@@ -4,6 +4,7 @@ must cost only their own key."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from collections.abc import Callable
@@ -309,3 +310,17 @@ def test_the_timeout_bounds_a_whole_answer_not_each_wait_for_bytes(raw) -> None:
     error = _raw_results(raw, ["/a"], timeout_s=0.25)["/a"]
     assert time.monotonic() - started < 0.45
     assert isinstance(error, TransportError) and error.reason == "timeout"
+
+
+def test_answers_are_logged_at_debug_without_header_values(raw, caplog) -> None:
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    caplog.set_level(logging.DEBUG, logger="fargate_insights.https_many")
+    pool = raw.pool()
+
+    def request(path: str) -> tuple[str, dict[str, str]]:
+        return path, {"Authorization": "Bearer secret-token"}
+
+    assert _results(_many(pool, ["/metrics"], request=request)) == {"/metrics": b"ok"}
+    pool.close()
+    assert "GET /metrics: HTTP 200" in caplog.text
+    assert "secret-token" not in caplog.text
