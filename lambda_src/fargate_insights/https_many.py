@@ -373,33 +373,38 @@ class ManyGets(Generic[K, T]):
         self._want(exchange, selectors.EVENT_READ)
 
     def _receive(self, exchange: _Exchange[K]) -> None:
+        """Read what has arrived, parsing whenever the answer may be complete, until the answer is done
+        or the connection has nothing more for now. The parse also bounds what is read: the reader
+        refuses an answer past its cap, so a huge or endless answer ends as soon as it has shown that."""
         sock = exchange.sock
         assert sock is not None
-        eof = False
-        try:
-            while True:
+        while True:
+            try:
                 data = sock.recv(_RECV_BYTES)
-                if not data:
-                    eof = True
-                    break
+            except ssl.SSLWantReadError:
+                self._want(exchange, selectors.EVENT_READ)
+                return
+            except ssl.SSLWantWriteError:
+                self._want(exchange, selectors.EVENT_WRITE)
+                return
+            except STALE_CONNECTION_ERRORS as err:
+                self._stale_or_broken(exchange, err)
+                return
+            except OSError as err:
+                self._fail(
+                    exchange, TransportError("connection", f"connection broken while reading: {err!r}")
+                )
+                return
+            if data:
                 exchange.received.append(data)
                 exchange.size += len(data)
-        except ssl.SSLWantReadError:
-            self._want(exchange, selectors.EVENT_READ)
-        except ssl.SSLWantWriteError:
-            self._want(exchange, selectors.EVENT_WRITE)
-        except STALE_CONNECTION_ERRORS as err:
-            self._stale_or_broken(exchange, err)
-            return
-        except OSError as err:
-            self._fail(exchange, TransportError("connection", f"connection broken while reading: {err!r}"))
-            return
-        if eof or (
-            exchange.received and (exchange.size >= exchange.parse_at or _ends_chunked(exchange.received))
-        ):
-            self._parse(exchange, eof)
+                if exchange.size < exchange.parse_at and not _ends_chunked(exchange.received):
+                    continue
+            if not self._parse(exchange, eof=not data):
+                return  # done, failed, or sent again on another connection
 
-    def _parse(self, exchange: _Exchange[K], eof: bool) -> None:
+    def _parse(self, exchange: _Exchange[K], eof: bool) -> bool:
+        """Parse what has been received; True when the answer needs more bytes."""
         received = exchange.received
         data = received[0] if len(received) == 1 else b"".join(received)
         exchange.received = [data] if data else []
@@ -416,28 +421,29 @@ class ManyGets(Generic[K, T]):
                 exchange.parse_at = 0  # the header section is not all there: at the next bytes
             else:
                 exchange.parse_at = expected if expected is not None else 2 * len(data)
-            return
+            return True
         except ServerClosed as err:
             self._stale_or_broken(exchange, err)
-            return
+            return False
         except Again:
             self._close(exchange)
             if exchange.attempt >= self._max_attempts:
                 self._fail(exchange, TransportError("connection", "the request was retried too often"))
             else:
                 self._begin(exchange)
-            return
+            return False
         except TransportError as err:
             self._fail(exchange, err)
-            return
+            return False
         except Exception as err:  # the reader's verdict on a complete answer: the key's result
             logger.debug("GET %s: HTTP %d", exchange.path, answer.status if answer else 0)
             self._finish(
                 exchange, err, reuse=answer is not None and answer.reusable and replay.exhausted and not eof
             )
-            return
+            return False
         logger.debug("GET %s: HTTP %d", exchange.path, answer.status)
         self._finish(exchange, result, reuse=answer.reusable and replay.exhausted and not eof)
+        return False
 
     # -- endings --------------------------------------------------------------------------------
 
@@ -490,7 +496,9 @@ class ManyGets(Generic[K, T]):
 
 def _ends_chunked(received: list[bytes]) -> bool:
     """Whether the bytes end as a chunked body does (the last chunk, any trailers, an empty line)."""
-    last = received[-1]
-    if len(last) < 4 and len(received) > 1:
-        last = received[-2][-4:] + last
-    return last.endswith(b"\r\n\r\n")
+    tail = b""
+    for piece in reversed(received):  # the last four bytes may span several small pieces
+        tail = piece[-4:] + tail
+        if len(tail) >= 4:
+            break
+    return tail.endswith(b"\r\n\r\n")

@@ -324,3 +324,22 @@ def test_answers_are_logged_at_debug_without_header_values(raw, caplog) -> None:
     pool.close()
     assert "GET /metrics: HTTP 200" in caplog.text
     assert "secret-token" not in caplog.text
+
+
+def test_an_answer_past_the_readers_cap_is_refused_without_waiting_for_its_end(raw) -> None:
+    """The reader sees the answer again as it grows, so its cap ends a huge answer early."""
+    pieces = [CHUNKED_HEAD] + [b"1000\r\n" + b"z" * 0x1000 + b"\r\n"] * 64  # 256 KiB, and no last chunk
+
+    def capped(path: str, answer: Answer) -> bytes:
+        body = answer.read(10_001)
+        if len(body) > 10_000:
+            raise LookupError("too large")
+        return body
+
+    raw.answer(pieces)
+    pool = raw.pool()
+    started = time.monotonic()
+    results = _results(_many(pool, ["/huge"], read=capped))
+    pool.close()
+    assert time.monotonic() - started < 2.0  # not the 5 s timeout: the end never comes
+    assert isinstance(results["/huge"], LookupError)
