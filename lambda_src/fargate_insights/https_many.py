@@ -24,7 +24,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, Generic, TypeVar
 
-from .https_transport import STALE_CONNECTION_ERRORS, Answer, HttpsPool, ServerClosed, TransportError
+from .https_transport import (
+    CONNECT_TIMEOUT_MAX_S,
+    STALE_CONNECTION_ERRORS,
+    Answer,
+    HttpsPool,
+    ServerClosed,
+    TransportError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +104,7 @@ class _Exchange(Generic[K]):
     __slots__ = (
         "address",
         "attempt",
+        "connect_by",
         "events",
         "expires",
         "key",
@@ -108,13 +116,22 @@ class _Exchange(Generic[K]):
         "size",
         "sock",
         "state",
+        "tries",
     )
+
+    def next_timer(self) -> float:
+        """When something must happen: the request's end, or sooner a connection's next address."""
+        if self.state <= _HANDSHAKE and self.sock is not None and self.connect_by < self.expires:
+            return self.connect_by
+        return self.expires
 
     def __init__(self, key: K, expires: float) -> None:
         self.key = key
         self.expires = expires
         self.attempt = 0
-        self.address = 0  # which of the host's addresses a new connection tries
+        self.address = 0  # which of the host's addresses the connection is trying
+        self.tries = 0  # how many it has tried
+        self.connect_by = 0.0  # when a connection still not established tries the next address
         self.sock: socket.socket | None = None
         self.events = 0  # what the selector waits for on `sock`; 0: not registered
         self.state = _CONNECTING
@@ -168,6 +185,7 @@ class ManyGets(Generic[K, T]):
         self._active: set[_Exchange[K]] = set()
         self._idle: list[ssl.SSLSocket] = []  # this run's keep-alive connections, non-blocking
         self._addresses: list[tuple[Any, ...]] = []
+        self._connections_opened = 0
         self._done: list[tuple[K, T | Exception]] = []
         self.peak_in_flight = 0
 
@@ -195,7 +213,7 @@ class ManyGets(Generic[K, T]):
                     self._guarded(self._begin, exchange)
                 self.peak_in_flight = max(self.peak_in_flight, len(self._active))
                 if self._active:
-                    wait = min(exchange.expires for exchange in self._active) - now
+                    wait = min(exchange.next_timer() for exchange in self._active) - now
                     if self._done:
                         wait = min(wait, self._batch_started + self._batch_wait_s - now)
                     ready = self._selector.select(max(wait, 0.0))
@@ -204,10 +222,12 @@ class ManyGets(Generic[K, T]):
                             break  # the rest stay ready for the next round
                         self._guarded(self._step, selected.data)
                     now = time.monotonic()
-                    for exchange in [e for e in self._active if e.expires <= now < self._deadline]:
-                        self._fail(
-                            exchange, TransportError("timeout", f"timed out after {self._timeout_s:.1f}s")
-                        )
+                    for exchange in [e for e in self._active if e.next_timer() <= now < self._deadline]:
+                        if exchange.expires > now:  # the connection, not the request, ran out of time
+                            self._guarded(self._connect_timed_out, exchange)
+                        else:
+                            timeout = TransportError("timeout", f"timed out after {self._timeout_s:.1f}s")
+                            self._fail(exchange, timeout)
                 if self._done and (
                     len(self._done) >= self._batch_size
                     or not self._active
@@ -237,6 +257,7 @@ class ManyGets(Generic[K, T]):
     def _begin(self, exchange: _Exchange[K]) -> None:
         """A new attempt: fresh headers, then an idle connection (first attempt only) or a new one."""
         exchange.attempt += 1
+        exchange.tries = 0
         exchange.received = []
         exchange.size = exchange.parse_at = 0
         try:
@@ -284,7 +305,13 @@ class ManyGets(Generic[K, T]):
                     exchange, TransportError("connection", f"could not resolve {self._pool.host}: {err}")
                 )
                 return
-        family, kind, proto, _, address = self._addresses[exchange.address % len(self._addresses)]
+        # Connections start at successive addresses, so that one unreachable address costs a share of
+        # them, and each tries the next after CONNECT_TIMEOUT_MAX_S, as socket.create_connection() does.
+        if exchange.tries == 0:
+            exchange.address = self._connections_opened % len(self._addresses)
+            self._connections_opened += 1
+        family, kind, proto, _, address = self._addresses[exchange.address]
+        exchange.connect_by = time.monotonic() + min(CONNECT_TIMEOUT_MAX_S, self._timeout_s)
         raw = socket.socket(family, kind, proto)
         try:
             raw.setblocking(False)
@@ -320,14 +347,19 @@ class ManyGets(Generic[K, T]):
         exchange.state = _HANDSHAKE
         self._handshake(exchange)
 
+    def _connect_timed_out(self, exchange: _Exchange[K]) -> None:
+        self._connect_failed(exchange, errno.ETIMEDOUT)
+
     def _connect_failed(self, exchange: _Exchange[K], code: int) -> None:
         self._close(exchange)
-        exchange.address += 1
-        if exchange.address < len(self._addresses):
+        exchange.tries += 1
+        if exchange.tries < len(self._addresses):
+            exchange.address = (exchange.address + 1) % len(self._addresses)
             self._connect(exchange)  # the host's next address, as socket.create_connection() does
             return
         error = OSError(code, errno.errorcode.get(code, "?"))
-        self._fail(exchange, TransportError("connection", f"could not connect: {error!r}"))
+        reason = "timeout" if code == errno.ETIMEDOUT else "connection"
+        self._fail(exchange, TransportError(reason, f"could not connect: {error!r}"))
 
     def _handshake(self, exchange: _Exchange[K]) -> None:
         sock = exchange.sock

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -343,3 +343,52 @@ def test_an_answer_past_the_readers_cap_is_refused_without_waiting_for_its_end(r
     pool.close()
     assert time.monotonic() - started < 2.0  # not the 5 s timeout: the end never comes
     assert isinstance(results["/huge"], LookupError)
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A port whose connects hang: a listener that never accepts, its one-slot queue already full."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    filler = socket.create_connection(listener.getsockname())
+    yield listener.getsockname()[1]
+    filler.close()
+    listener.close()
+
+
+def _addresses(monkeypatch, *ports: int) -> None:
+    import socket
+
+    from fargate_insights import https_many
+
+    answer = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", p)) for p in ports]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: list(answer))
+    monkeypatch.setattr(https_many, "CONNECT_TIMEOUT_MAX_S", 0.3)
+
+
+def test_an_unreachable_address_costs_a_connect_timeout_then_the_next_address_is_tried(
+    server, blackhole, monkeypatch
+) -> None:
+    srv, ca = server
+    _addresses(monkeypatch, blackhole, srv.server_address[1])
+    pool = _pool(srv, ca)
+    keys = [f"/k{index}" for index in range(6)]
+    started = time.monotonic()
+    assert _results(_many(pool, keys, max_in_flight=4)) == dict.fromkeys(keys, BODY)
+    assert 0.3 <= time.monotonic() - started < 1.5  # some waited out the connect timeout, once
+    assert srv.connections == 4  # half of them started on the unreachable address, then moved on
+    pool.close()
+
+
+def test_when_no_address_answers_every_key_is_a_connect_timeout(server, blackhole, monkeypatch) -> None:
+    srv, ca = server
+    _addresses(monkeypatch, blackhole, blackhole)
+    pool = _pool(srv, ca)
+    started = time.monotonic()
+    results = _results(_many(pool, ["/a", "/b"], max_in_flight=2))
+    assert 0.5 < time.monotonic() - started < 1.5  # two addresses, 0.3 s each
+    for error in results.values():
+        assert isinstance(error, TransportError) and error.reason == "timeout"
+        assert "could not connect" in str(error)
+    pool.close()
