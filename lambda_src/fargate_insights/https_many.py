@@ -104,7 +104,6 @@ class _Exchange(Generic[K]):
     __slots__ = (
         "address",
         "attempt",
-        "connect_by",
         "events",
         "expires",
         "key",
@@ -116,14 +115,9 @@ class _Exchange(Generic[K]):
         "size",
         "sock",
         "state",
+        "timer",
         "tries",
     )
-
-    def next_timer(self) -> float:
-        """When something must happen: the request's end, or sooner a connection's next address."""
-        if self.state <= _HANDSHAKE and self.sock is not None and self.connect_by < self.expires:
-            return self.connect_by
-        return self.expires
 
     def __init__(self, key: K, expires: float) -> None:
         self.key = key
@@ -131,7 +125,8 @@ class _Exchange(Generic[K]):
         self.attempt = 0
         self.address = 0  # which of the host's addresses the connection is trying
         self.tries = 0  # how many it has tried
-        self.connect_by = 0.0  # when a connection still not established tries the next address
+        # When something must happen next: the request's end or, while connecting, the next address.
+        self.timer = expires
         self.sock: socket.socket | None = None
         self.events = 0  # what the selector waits for on `sock`; 0: not registered
         self.state = _CONNECTING
@@ -213,7 +208,7 @@ class ManyGets(Generic[K, T]):
                     self._guarded(self._begin, exchange)
                 self.peak_in_flight = max(self.peak_in_flight, len(self._active))
                 if self._active:
-                    wait = min(exchange.next_timer() for exchange in self._active) - now
+                    wait = min(exchange.timer for exchange in self._active) - now
                     if self._done:
                         wait = min(wait, self._batch_started + self._batch_wait_s - now)
                     ready = self._selector.select(max(wait, 0.0))
@@ -222,7 +217,7 @@ class ManyGets(Generic[K, T]):
                             break  # the rest stay ready for the next round
                         self._guarded(self._step, selected.data)
                     now = time.monotonic()
-                    for exchange in [e for e in self._active if e.next_timer() <= now < self._deadline]:
+                    for exchange in [e for e in self._active if e.timer <= now < self._deadline]:
                         if exchange.expires > now:  # the connection, not the request, ran out of time
                             self._guarded(self._connect_timed_out, exchange)
                         else:
@@ -272,6 +267,7 @@ class ManyGets(Generic[K, T]):
         if connection is not None:
             connection.setblocking(False)
             exchange.sock, exchange.reused, exchange.state = connection, True, _SENDING
+            exchange.timer = exchange.expires
             self._send(exchange)
         else:
             exchange.reused = False
@@ -311,7 +307,7 @@ class ManyGets(Generic[K, T]):
             exchange.address = self._connections_opened % len(self._addresses)
             self._connections_opened += 1
         family, kind, proto, _, address = self._addresses[exchange.address]
-        exchange.connect_by = time.monotonic() + min(CONNECT_TIMEOUT_MAX_S, self._timeout_s)
+        exchange.timer = min(time.monotonic() + CONNECT_TIMEOUT_MAX_S, exchange.expires)
         raw = socket.socket(family, kind, proto)
         try:
             raw.setblocking(False)
@@ -378,7 +374,7 @@ class ManyGets(Generic[K, T]):
         except (ssl.SSLError, OSError) as err:
             self._fail(exchange, TransportError("connection", f"TLS handshake failed: {err!r}"))
             return
-        exchange.state = _SENDING
+        exchange.state, exchange.timer = _SENDING, exchange.expires
         self._send(exchange)
 
     def _send(self, exchange: _Exchange[K]) -> None:
