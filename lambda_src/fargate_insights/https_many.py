@@ -1,6 +1,6 @@
 """Many GETs to one host at once, on one thread: non-blocking TLS sockets and a selector.
 
-Why not a thread per request: with 64 scrape threads blocked on sockets, the collector spent 8-35% more
+Why not a thread per request: with 64 scrape threads blocked on sockets, the collector spent 8-36% more
 CPU a node than with one thread serving the same sockets and handing its caller the finished answers in
 batches (5,000 nodes, measured alternately; the README has the runs). Every wake-up of a thread costs a
 GIL hand-off, and a thread that resumes finds the interpreter's caches cold; one thread that takes many
