@@ -2,7 +2,8 @@
 and once measured, with the simulator in its own process (realistic gzip payloads, ~30 ms a request).
 
 Prints a table of the numbers beside their targets and baselines measured in the same run, and writes
-them to bench/results.json. `--profile` adds the measured run's cProfile (all threads).
+them to bench/results.json. `--profile` adds the measured run's cProfile (the collector runs on one
+thread, so that is all of its work).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             f"with each node's extraction reused from that run: {with_ - without:.3f} ms a node is extraction"
         )
     if run.profile:
-        print("\nProfile of the measured run (all threads, by own time):\n" + run.profile)
+        print("\nProfile of the measured run (by own time):\n" + run.profile)
     print(f"\nwrote {os.path.relpath(args.output)}")
     return 1 if args.check and missed else 0
 
