@@ -464,12 +464,12 @@ class ManyGets(Generic[K, T]):
             self._fail(exchange, err)
             return False
         except Exception as err:  # the reader's verdict on a complete answer: the key's result
-            logger.debug("GET %s: HTTP %d", exchange.path, answer.status if answer else 0)
+            logger.debug("GET %s: HTTP %d", _shown(exchange.path), answer.status if answer else 0)
             self._finish(
                 exchange, err, reuse=answer is not None and answer.reusable and replay.exhausted and not eof
             )
             return False
-        logger.debug("GET %s: HTTP %d", exchange.path, answer.status)
+        logger.debug("GET %s: HTTP %d", _shown(exchange.path), answer.status)
         self._finish(exchange, result, reuse=answer.reusable and replay.exhausted and not eof)
         return False
 
@@ -484,7 +484,7 @@ class ManyGets(Generic[K, T]):
         self._fail(exchange, TransportError("connection", f"connection closed: {err!r}"))
 
     def _fail(self, exchange: _Exchange[K], err: TransportError) -> None:
-        path = exchange.path or "?"
+        path = _shown(exchange.path) or "?"
         self._finish(exchange, TransportError(err.reason, f"GET {path}: {err}"))
 
     def _finish(self, exchange: _Exchange[K], result: T | Exception, reuse: bool = False) -> None:
@@ -530,3 +530,8 @@ def _ends_chunked(received: list[bytes]) -> bool:
         if len(tail) >= 4:
             break
     return tail.endswith(b"\r\n\r\n")
+
+
+def _shown(path: str) -> str:
+    """A path for logs and errors, without its query: the same for every key, and long."""
+    return path.partition("?")[0]

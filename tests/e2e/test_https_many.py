@@ -292,8 +292,9 @@ def test_a_malformed_answer_is_a_connection_failure(raw, answer) -> None:
 
 def test_a_connection_closed_in_the_middle_of_an_answer_fails_it_without_a_retry(raw) -> None:
     raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part", after="close")
-    error = _raw_results(raw, ["/a"])["/a"]
+    error = _raw_results(raw, ["/a?name[]=x"])["/a?name[]=x"]
     assert isinstance(error, TransportError) and error.reason == "connection"
+    assert str(error).startswith("GET /a: ")  # the query, the same for every node, is left out
     assert len(raw.requests) == 1
 
 
@@ -312,7 +313,7 @@ def test_the_timeout_bounds_a_whole_answer_not_each_wait_for_bytes(raw) -> None:
     assert isinstance(error, TransportError) and error.reason == "timeout"
 
 
-def test_answers_are_logged_at_debug_without_header_values(raw, caplog) -> None:
+def test_answers_are_logged_at_debug_without_header_values_or_query(raw, caplog) -> None:
     raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     caplog.set_level(logging.DEBUG, logger="fargate_insights.https_many")
     pool = raw.pool()
@@ -320,10 +321,10 @@ def test_answers_are_logged_at_debug_without_header_values(raw, caplog) -> None:
     def request(path: str) -> tuple[str, dict[str, str]]:
         return path, {"Authorization": "Bearer secret-token"}
 
-    assert _results(_many(pool, ["/metrics"], request=request)) == {"/metrics": b"ok"}
+    assert _results(_many(pool, ["/metrics?name[]=a"], request=request)) == {"/metrics?name[]=a": b"ok"}
     pool.close()
     assert "GET /metrics: HTTP 200" in caplog.text
-    assert "secret-token" not in caplog.text
+    assert "secret-token" not in caplog.text and "name[]" not in caplog.text
 
 
 def test_an_answer_past_the_readers_cap_is_refused_without_waiting_for_its_end(raw) -> None:
