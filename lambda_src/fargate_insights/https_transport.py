@@ -286,7 +286,9 @@ class HttpsPool:
         """Send a GET and read its status and headers."""
         request = self.encode_request(path, headers)
         for attempt in (1, 2):
-            sock = self.take_idle()
+            # The retry after a stale idle connection takes a fresh one: idle connections age together,
+            # so the next idle one is likely stale too, and two in a row would fail the request.
+            sock = self.take_idle() if attempt == 1 else None
             reused = sock is not None
             try:
                 if sock is None:

@@ -50,6 +50,21 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_once(server) -> N
     pool.close()
 
 
+def test_when_every_idle_connection_was_closed_by_the_server_the_retry_takes_a_fresh_one(server) -> None:
+    srv, ca = server
+    srv.close_after_answer = True
+    pool = _pool(srv, ca)
+    answers = [pool.get("/", {}, 5.0) for _ in range(3)]  # three at once: three idle connections after
+    for answer in answers:
+        assert answer.read(len(BODY) + 1) == BODY
+        answer.close()
+    assert len(pool._idle) == 3
+    time.sleep(0.2)  # the server has closed all three
+    assert _get(pool) == BODY  # one stale connection, then a fresh one: not a second stale one
+    assert srv.connections == 4
+    pool.close()
+
+
 def test_an_answer_not_read_to_the_end_closes_its_connection(server) -> None:
     srv, ca = server
     pool = _pool(srv, ca)
