@@ -47,6 +47,8 @@ _HANDSHAKE: Final = 1
 _SENDING: Final = 2
 _RECEIVING: Final = 3
 _IN_PROGRESS: Final = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN})
+# What a non-blocking TLS or socket call raises when it must wait (`_wait` says for what).
+_WOULD_BLOCK: Final = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
 
 
 class Again(Exception):
@@ -362,11 +364,8 @@ class ManyGets(Generic[K, T]):
         assert isinstance(sock, ssl.SSLSocket)
         try:
             sock.do_handshake()
-        except ssl.SSLWantReadError:
-            self._want(exchange, selectors.EVENT_READ)
-            return
-        except ssl.SSLWantWriteError:
-            self._want(exchange, selectors.EVENT_WRITE)
+        except _WOULD_BLOCK as err:
+            self._wait(exchange, err)
             return
         except ssl.SSLCertVerificationError as err:
             self._fail(exchange, TransportError("tls", f"TLS verification failed ({err})"))
@@ -385,11 +384,8 @@ class ManyGets(Generic[K, T]):
                 # SSL_write takes all or nothing; after a want-write it is retried with the same bytes.
                 sent = sock.send(exchange.out)
                 exchange.out = exchange.out[sent:]
-        except ssl.SSLWantReadError:
-            self._want(exchange, selectors.EVENT_READ)
-            return
-        except (ssl.SSLWantWriteError, BlockingIOError):
-            self._want(exchange, selectors.EVENT_WRITE)
+        except _WOULD_BLOCK as err:
+            self._wait(exchange, err)
             return
         except STALE_CONNECTION_ERRORS as err:
             self._stale_or_broken(exchange, err)
@@ -409,11 +405,8 @@ class ManyGets(Generic[K, T]):
         while True:
             try:
                 data = sock.recv(_RECV_BYTES)
-            except ssl.SSLWantReadError:
-                self._want(exchange, selectors.EVENT_READ)
-                return
-            except ssl.SSLWantWriteError:
-                self._want(exchange, selectors.EVENT_WRITE)
+            except _WOULD_BLOCK as err:
+                self._wait(exchange, err)
                 return
             except STALE_CONNECTION_ERRORS as err:
                 self._stale_or_broken(exchange, err)
@@ -464,14 +457,19 @@ class ManyGets(Generic[K, T]):
             self._fail(exchange, err)
             return False
         except Exception as err:  # the reader's verdict on a complete answer: the key's result
-            logger.debug("GET %s: HTTP %d", _shown(exchange.path), answer.status if answer else 0)
+            self._log_answer(exchange, answer)
             self._finish(
                 exchange, err, reuse=answer is not None and answer.reusable and replay.exhausted and not eof
             )
             return False
-        logger.debug("GET %s: HTTP %d", _shown(exchange.path), answer.status)
+        self._log_answer(exchange, answer)
         self._finish(exchange, result, reuse=answer.reusable and replay.exhausted and not eof)
         return False
+
+    @staticmethod
+    def _log_answer(exchange: _Exchange[K], answer: Answer | None) -> None:
+        if logger.isEnabledFor(logging.DEBUG):  # no work for a line not logged, once a node
+            logger.debug("GET %s: HTTP %d", _shown(exchange.path), answer.status if answer else 0)
 
     # -- endings --------------------------------------------------------------------------------
 
@@ -500,6 +498,11 @@ class ManyGets(Generic[K, T]):
         self._done.append((exchange.key, result))
 
     # -- the selector ---------------------------------------------------------------------------
+
+    def _wait(self, exchange: _Exchange[K], err: OSError) -> None:
+        """Wait for what a non-blocking call said it needs: TLS may have to read before it can write."""
+        reading = isinstance(err, ssl.SSLWantReadError)
+        self._want(exchange, selectors.EVENT_READ if reading else selectors.EVENT_WRITE)
 
     def _want(self, exchange: _Exchange[K], events: int) -> None:
         if exchange.events == events:

@@ -300,7 +300,7 @@ class HttpsPool:
             except STALE_CONNECTION_ERRORS as err:
                 if sock is not None:
                     sock.close()
-                if reused and attempt == 1:
+                if reused:  # only ever on the first attempt
                     continue  # the server closed it while idle: a fresh connection, once
                 raise TransportError("connection", f"GET {path}: connection closed: {err!r}") from err
             except TransportError as err:
