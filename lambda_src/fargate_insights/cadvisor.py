@@ -2,8 +2,8 @@
 
 A Fargate node's payload is 100-200 KB of Prometheus text, of which a few dozen lines matter. Parsing
 it all (as a general Prometheus parser does) would dominate the collector's CPU, so this module finds
-the wanted lines with one regular-expression scan in C, skips node-level rows with a substring test,
-and fully validates only the lines it keeps. It never raises on input: a line that does not match the
+the wanted lines with one regular-expression scan in C, which also drops the node-level rows (most of
+them), and fully validates only the lines it keeps. It never raises on input: a line that does not match the
 text format is counted and ignored, never turned into a value.
 
 "The text format" is what the reference parser (Go, prometheus/common expfmt) accepts. The kubelet
@@ -43,12 +43,16 @@ WANTED_FAMILIES: Final = (
 )
 
 _ALTERNATION: Final = b"|".join(re.escape(name.encode()) for name in WANTED_FAMILIES)
-# A newline, optional blanks, a wanted family, optional blanks, '{'. All the alternatives start with
-# "container_", which the regex compiler factors out, so the scan stays in C between newlines.
-_CANDIDATE: Final = rb"[ \t]*(?:" + _ALTERNATION + rb")[ \t]*\{[^\n]*"
-# Whole candidate lines, newline-terminated (a body cut short can end in a truncated number).
-_CANDIDATE_LINE: Final = re.compile(rb"\n(" + _CANDIDATE + rb")(?=\n)")
-_FIRST_CANDIDATE_LINE: Final = re.compile(_CANDIDATE + rb"(?=\n)")
+# A line that starts with optional blanks, a wanted family, optional blanks and '{'. All the
+# alternatives start with "container_", which the regex compiler factors out.
+_HEAD: Final = rb"[ \t]*(?:" + _ALTERNATION + rb")[ \t]*\{"
+# Whole candidate lines, newline-terminated (a body cut short can end in a truncated number). Node-level
+# rows, most candidates, are matched but not captured, so they are dropped in C: a line containing
+# `,pod=""` or `{pod=""` has an empty pod label, because inside a well-formed label value every quote is
+# escaped (a malformed line dropped here would have given no value anyway).
+_ROW: Final = rb"(?=" + _HEAD + rb')(?:[^\n]*,pod=""[^\n]*|[^\n]*\{pod=""[^\n]*|([^\n]*))(?=\n)'
+_CANDIDATE_LINE: Final = re.compile(rb"\n" + _ROW)
+_FIRST_CANDIDATE_LINE: Final = re.compile(_ROW)
 _STRICT_HEADS: Final = tuple(name.encode() + b"{" for name in WANTED_FAMILIES)
 
 # Label values in "unrolled loop" form, so that the regex engine runs through plain text in one step.
@@ -95,10 +99,6 @@ _FLOAT: Final = re.compile(
     rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[Ii][Nn][Ff](?:[Ii][Nn][Ii][Tt][Yy])?)"
     rb"|[Nn][Aa][Nn]"
 )
-# Node-level rows (no pod) are most of the candidates; this test is safe because inside a well-formed
-# label value a quote is always escaped, so `pod=""` can only be the pod label itself.
-_NO_POD: Final = (b',pod=""', b'{pod=""')
-_LABEL_STARTS: Final = (b",", b"{")
 _ESCAPES: Final = re.compile(r"\\(.)")
 _UNESCAPE: Final = {"\\": "\\", '"': '"', "n": "\n"}
 # Pod totals live on rows with an empty container and image; the network on sandbox rows
@@ -161,20 +161,15 @@ def extract(payload: bytes) -> Extraction:
     """
     result = Extraction()
     # The pod-cgroup rows of six families share one label set, the sandbox's rx and tx rows another:
-    # each distinct label set is decoded once per payload.
+    # each distinct label set is decoded and routed once per payload.
     label_sets: _LabelSets = {}
     lines = _CANDIDATE_LINE.findall(payload)
     first = _FIRST_CANDIDATE_LINE.match(payload)
-    if first is not None:
-        lines.insert(0, first.group())
+    if first is not None and first.group(1):
+        lines.insert(0, first.group(1))
     for line in lines:
-        # Node-level rows (`pod=""`) are most candidates. The kubelet writes `pod` last, so the last
-        # `pod="` settles most lines without scanning them whole; the full test decides the others.
-        last = line.rfind(b'pod="')
-        if last > 0 and line[last + 5 : last + 6] == b'"' and line[last - 1 : last] in _LABEL_STARTS:
-            continue
-        if last >= 0 and (_NO_POD[0] in line or _NO_POD[1] in line):
-            continue
+        if not line:
+            continue  # a node-level row
         # The substring tests only rule a row out when its head and labels have no blanks, as the
         # kubelet writes them; any other line is parsed and its parsed labels decide.
         if not _may_be_pod_row(line) and line.startswith(_STRICT_HEADS) and not _labels_may_have_blanks(line):
@@ -208,16 +203,49 @@ def _labels_may_have_blanks(line: bytes) -> bool:
     return close > 0 and (line.find(b" ", 0, close) >= 0 or line.find(b"\t", 0, close) >= 0)
 
 
-def _is_pod_row(family: str, labels: dict[str, str]) -> bool:
-    """`_may_be_pod_row` on parsed labels, for lines whose blanks defeat the substring tests."""
-    container = labels.get("container")
-    if family.startswith("container_network_"):
-        return container == "" or container == "POD"
-    return container == "" and labels.get("image") == ""
+class _Route(NamedTuple):
+    """Where the rows with one label set go; worked out once per label set and payload.
+
+    `totals` is set for a pod cgroup's rows (container="" and image=""), `sandbox` for a sandbox's
+    (container="POD", or "" with an image), each as (namespace, pod, pod uid); neither for others.
+    """
+
+    totals: tuple[str, str, str] | None = None
+    cpu_total: bool = True  # cpu="total" or no cpu label: not a per-CPU breakdown row
+    sandbox: tuple[str, str, str] | None = None
+    interface: tuple[str, str] = ("", "")  # (sandbox cgroup id, interface) of a sandbox's rows
 
 
-# (label set as written, read with the strict pair regex) -> its labels, or None when invalid.
-_LabelSets = dict[tuple[bytes, bool], dict[str, str] | None]
+_NOWHERE: Final = _Route()
+
+
+def _route(labels: dict[str, str]) -> _Route:
+    pod_name = labels.get("pod", "")
+    namespace = labels.get("namespace", "")
+    cgroup = labels.get("id", "")
+    if not pod_name or not namespace or not cgroup:
+        return _NOWHERE
+    container = labels.get("container", "")
+    image = labels.get("image", "")
+    segments = cgroup.rstrip("/").split("/")
+    pod_uid = _pod_uid(segments[-1])
+    if pod_uid is not None:
+        if container or image:
+            return _NOWHERE
+        return _Route(totals=(namespace, pod_name, pod_uid), cpu_total=labels.get("cpu", "total") == "total")
+    is_sandbox = container == "POD" or (not container and bool(image))
+    interface = labels.get("interface", "")
+    if not is_sandbox or not interface or len(segments) < 2:
+        return _NOWHERE
+    parent_uid = _pod_uid(segments[-2])
+    if parent_uid is None:
+        return _NOWHERE
+    return _Route(sandbox=(namespace, pod_name, parent_uid), interface=(cgroup, interface))
+
+
+# (label set as written, read with the strict pair regex) -> its route, or None when invalid.
+_LabelSets = dict[tuple[bytes, bool], _Route | None]
+_FAMILY: Final = {name.encode(): name for name in WANTED_FAMILIES}
 
 
 def _apply_line(line: bytes, result: Extraction, label_sets: _LabelSets) -> bool:
@@ -233,32 +261,42 @@ def _apply_line(line: bytes, result: Extraction, label_sets: _LabelSets) -> bool
         label_pair = _LOOSE_LABEL_PAIR
         if match is None:
             return False
-    value_text = match.group("value")
+    name, raw_labels, value_text, ts_text = match.groups()
     if _FLOAT.fullmatch(value_text) is None:
         return False
     value = float(value_text)
     if math.isinf(value) and value_text.lstrip(b"+-")[:1] not in (b"i", b"I"):
         return False  # 1e999: Go's ParseFloat reports a range error, not an infinity
-    key = (match.group("labels"), label_pair is _LABEL_PAIR)
+    key = (raw_labels, label_pair is _LABEL_PAIR)
     try:
-        labels = label_sets[key]
+        route = label_sets[key]
     except KeyError:
         try:
-            labels = _parse_labels(key[0], label_pair)
+            labels = _parse_labels(raw_labels, label_pair)
         except (UnicodeDecodeError, ValueError):
             labels = None
-        label_sets[key] = labels
-    if labels is None:
+        route = label_sets[key] = None if labels is None else _route(labels)
+    if route is None:
         return False
-    ts_text = match.group("ts")
     timestamp_ms = None
     if ts_text is not None:
         timestamp_ms = _parse_timestamp(ts_text)
         if timestamp_ms is None:
             return False
-    family = match.group("name").decode("ascii")
-    if _is_pod_row(family, labels):
-        _store(family, labels, Sample(value, timestamp_ms), result)
+    family = _FAMILY[name]  # the candidate scan only keeps lines of these families
+    if route.totals is not None:
+        # A pod cgroup's row: its pod exists even when the family is not one of its totals.
+        pod = _pod(result, *route.totals)
+        if family != CPU_USAGE or route.cpu_total:  # per-CPU rows: the total row is what the pod uses
+            _store_pod_total(family, Sample(value, timestamp_ms), pod)
+    elif route.sandbox is not None and family in (NETWORK_RX, NETWORK_TX):
+        pod = _pod(result, *route.sandbox)
+        counters = pod.network_rx if family == NETWORK_RX else pod.network_tx
+        sample = Sample(value, timestamp_ms)
+        previous = counters.get(route.interface)
+        if previous is not None and previous != sample:
+            pod.conflicts.add(family)
+        counters[route.interface] = sample
     return True
 
 
@@ -286,42 +324,8 @@ def _parse_labels(raw: bytes, label_pair: re.Pattern[str]) -> dict[str, str] | N
     return labels
 
 
-def _store(family: str, labels: dict[str, str], sample: Sample, result: Extraction) -> None:
-    pod_name = labels.get("pod", "")
-    namespace = labels.get("namespace", "")
-    cgroup = labels.get("id", "")
-    if not pod_name or not namespace or not cgroup:
-        return
-    container = labels.get("container", "")
-    image = labels.get("image", "")
-    segments = cgroup.rstrip("/").split("/")
-    pod_uid = _pod_uid(segments[-1])
-    if pod_uid is not None:
-        # The pod cgroup itself (container="" and image=""): the pod's totals.
-        if container or image:
-            return
-        _store_pod_total(family, labels, sample, _pod(result, namespace, pod_name, pod_uid))
-        return
-    is_sandbox = container == "POD" or (not container and bool(image))
-    if not is_sandbox or family not in (NETWORK_RX, NETWORK_TX) or len(segments) < 2:
-        return
-    parent_uid = _pod_uid(segments[-2])
-    interface = labels.get("interface", "")
-    if parent_uid is None or not interface:
-        return
-    pod = _pod(result, namespace, pod_name, parent_uid)
-    counters = pod.network_rx if family == NETWORK_RX else pod.network_tx
-    key = (cgroup, interface)
-    previous = counters.get(key)
-    if previous is not None and previous != sample:
-        pod.conflicts.add(family)
-    counters[key] = sample
-
-
-def _store_pod_total(family: str, labels: dict[str, str], sample: Sample, pod: PodSeries) -> None:
+def _store_pod_total(family: str, sample: Sample, pod: PodSeries) -> None:
     if family == CPU_USAGE:
-        if labels.get("cpu", "total") != "total":
-            return  # per-CPU breakdown rows: the total row is what the pod uses
         _set(pod, "cpu_usage_seconds", sample)
     elif family == MEMORY_WORKING_SET:
         _set(pod, "memory_working_set", sample)
