@@ -108,6 +108,7 @@ _EMPTY_CONTAINER: Final = (b'{container=""', b',container=""')
 _DOCKER_SANDBOX: Final = (b'{container="POD"', b',container="POD"')
 _EMPTY_IMAGE: Final = (b',image=""', b'{image=""')
 _NETWORK_PREFIX: Final = b"container_network_"
+_CONTAINER_LABEL: Final = b'container="'
 # Pod cgroup names: cgroupfs `pod<uid>`, systemd `kubepods-<qos>-pod<uid_with_underscores>.slice`.
 _POD_CGROUP: Final = re.compile(r"(?:^|-)pod([0-9a-fA-F][0-9a-fA-F_-]{7,63})(?:\.slice)?$")
 
@@ -170,15 +171,32 @@ def extract(payload: bytes) -> Extraction:
     for line in lines:
         if not line:
             continue  # a node-level row
-        # The substring tests only rule a row out when its head and labels have no blanks, as the
-        # kubelet writes them; any other line is parsed and its parsed labels decide.
-        if not _may_be_pod_row(line) and line.startswith(_STRICT_HEADS) and not _labels_may_have_blanks(line):
+        if _surely_not_a_pod_row(line):
             continue
         if not _apply_line(line, result, label_sets):
             result.malformed_lines += 1
     for pod in result.pods.values():
         _drop_conflicts(pod)
     return result
+
+
+def _surely_not_a_pod_row(line: bytes) -> bool:
+    """Whether the labels as written rule out a pod-cgroup or sandbox row, so the line need not be parsed.
+
+    Exact: a line is ruled out only when its text leaves no doubt; any other line is parsed, and its
+    parsed labels decide. The kubelet writes `container` first, which settles most lines at once.
+    """
+    labels = line.find(b"{") + 1
+    if line.startswith(_CONTAINER_LABEL, labels):
+        value = labels + len(_CONTAINER_LABEL)
+        empty = line.startswith(b'"', value)
+        if line.lstrip(b" \t").startswith(_NETWORK_PREFIX):
+            return not empty and not line.startswith(b'POD"', value)
+        # container="": a pod cgroup's row only with an empty image, which without blanks reads `,image=""`
+        return not empty or (_EMPTY_IMAGE[0] not in line and not _labels_may_have_blanks(line))
+    # Another label order: the substring tests only rule a row out when its head and labels have no
+    # blanks, as the kubelet writes them.
+    return not _may_be_pod_row(line) and line.startswith(_STRICT_HEADS) and not _labels_may_have_blanks(line)
 
 
 def _may_be_pod_row(line: bytes) -> bool:

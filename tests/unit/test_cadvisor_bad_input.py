@@ -514,6 +514,56 @@ def test_blanks_in_labels_do_not_defeat_the_row_filters() -> None:
     assert result.malformed_lines == 0
 
 
+def test_the_first_label_shortcut_rules_out_only_what_the_text_settles() -> None:
+    """`container` first (the kubelet's order) settles a line unparsed only when its value is plain."""
+    sandbox_id = f"{ID_X}/" + "cd" * 32
+    net = (("container", "POD"), ("id", sandbox_id), ("image", ""), ("interface", "eth0"), *_X_LABELS[4:])
+    lines = (
+        # container="POD" with the name led by blanks: a Docker sandbox row, kept
+        _ws_line(family="container_network_receive_bytes_total", lead=" \t", value="700", labels=net)
+        # container="POD\"x" and "PODx" are not "POD": not sandbox rows
+        + _ws_line(
+            family="container_network_transmit_bytes_total",
+            value="1",
+            labels=(("container", 'POD\\"x'), *net[1:]),
+        )
+        + _ws_line(
+            family="container_network_transmit_bytes_total",
+            value="2",
+            labels=(("container", "PODx"), *net[1:]),
+        )
+        # container="" first and the image written with a blank after its comma: parsed, kept
+        + _ws_line(
+            family="container_spec_memory_limit_bytes",
+            value="4096",
+            ts=None,
+            comma=("", " "),
+            labels=(_X_LABELS[0], *_X_LABELS[2:]),
+        )
+        # container="" first and a pause image: not the pod's total
+        + _ws_line(
+            family="container_spec_cpu_quota",
+            value="9",
+            ts=None,
+            labels=(_X_LABELS[0], _X_LABELS[2], ("image", "pause:3.9"), *_X_LABELS[4:]),
+        )
+        # an escaped quote as the container value's first character: not empty, not the pod's total
+        + _ws_line(
+            family="container_memory_working_set_bytes",
+            value="5",
+            labels=(("container", '\\"'), *_X_LABELS[1:]),
+        )
+    )
+    result = _only(lines)
+    p = result.pods[UID_X]
+    assert p.network_rx == {(sandbox_id, "eth0"): Sample(700.0, 1700000000000)}
+    assert p.network_tx == {}
+    assert p.memory_limit == 4096.0
+    assert p.cpu_quota is None
+    assert p.memory_working_set is None
+    assert result.malformed_lines == 0
+
+
 def test_escaped_values_and_cr_inside_a_value_with_blanks_around_them() -> None:
     labels = (*_X_LABELS[:4], ("namespace", 'n\\"s\\\\'), ("pod", "x\ry"))
     result = _only(_ws_line(eq=(" ", " "), comma=(" ", ""), labels=labels))
