@@ -23,9 +23,10 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar, overload
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 CONNECT_TIMEOUT_MAX_S: Final = 5.0
 MAX_HEAD_BYTES: Final = 64 * 1024  # the status line and headers, interim (1xx) answers included
@@ -83,6 +84,17 @@ class Headers(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         return self._fields[name.lower()]
+
+    # Mapping's own get() goes through __getitem__ and a KeyError for every absent field: three
+    # lookups an answer, one of them usually absent.
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+
+    def get(self, name: str, /, default: object = None) -> object:
+        return self._fields.get(name.lower(), default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._fields)

@@ -352,6 +352,7 @@ def test_header_names_are_case_insensitive(raw) -> None:
     assert answer.headers.get("Content-Length") == "2"
     assert answer.headers["X-DUP"] == "a, b"
     assert answer.headers.get("Location") is None
+    assert answer.headers.get("Location", "-") == "-" and answer.headers.get("x-dup", "-") == "a, b"
     assert "CONTENT-TYPE" in answer.headers
     assert answer.read(10) == b"no"
     answer.close()
