@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,19 +26,34 @@ TOKEN_REFRESH_AFTER_S: Final = 10 * 60
 DESCRIBE_CLUSTER_ATTEMPTS: Final = 4
 
 
-class _NoSignatures(logging.Filter):
-    """Drop botocore's DEBUG record of each SigV4 signature.
+class _NoCredentialsInBotocoreLogs(logging.Filter):
+    """Keep the credentials out of botocore's DEBUG records.
 
-    For the EKS token that signature is the secret: with the canonical request botocore logs next to it,
-    anyone reading DEBUG logs could rebuild a valid token.
+    Dropped: the record of each SigV4 signature. For the EKS token that signature is the secret: with
+    the canonical request botocore logs next to it, anyone reading DEBUG logs could rebuild a valid
+    token. Redacted: the session token, which a canonical request shows in its query or headers and
+    `Sending http request` in each request's headers, and the signature in an Authorization header.
+    In Lambda every credential has a session token.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith("Signature:"))
+        if isinstance(record.msg, str) and record.msg.startswith("Signature:"):
+            return False
+        message = record.getMessage()
+        redacted = _CREDENTIAL_VALUES.sub(r"\1REDACTED", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
-_NO_SIGNATURES: Final = _NoSignatures()
-logging.getLogger("botocore.auth").addFilter(_NO_SIGNATURES)  # idempotent: the same filter object
+# A session token after `X-Amz-Security-Token=` (a query), `x-amz-security-token:` (a canonical header)
+# or `'X-Amz-Security-Token': b'` (a headers dict), and a signature after `Signature=`.
+_CREDENTIAL_VALUES: Final = re.compile(
+    r"(x-amz-security-token(?:'\s*:\s*b?'|[=:])|signature=)([^&\s',]+)", re.IGNORECASE
+)
+_NO_CREDENTIALS: Final = _NoCredentialsInBotocoreLogs()
+for _name in ("botocore.auth", "botocore.endpoint"):
+    logging.getLogger(_name).addFilter(_NO_CREDENTIALS)  # idempotent: the same filter object
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,15 @@
 A full run (DescribeCluster, token, a 401 and a renewal, the node list, scrapes with a failing node,
 the S3 state) with every logger at DEBUG, botocore's and the API transport's included: neither stdout, stderr nor
 any log record may contain the bearer token or any part that would let someone rebuild it, the secret
-key, or private key material.
+key, the session token (which Lambda's credentials always have), a request's signature, or private key
+material.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +22,8 @@ from fargate_sim.faults import Faults
 from fargate_sim.tls import generate
 
 from .conftest import CLUSTER, REGION, SECRET_KEY, LambdaContext, check_pod_document, invoke, pod_documents
+
+SESSION_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLEsessionTOKENvalue/with+base64chars=="  # a fake
 
 DEBUG_LOGGERS = (
     "",
@@ -70,6 +74,8 @@ def test_no_secret_in_any_output_at_debug(
 ):
     import boto3
 
+    # Lambda's credentials always carry a session token: it is a secret too.
+    monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
     describe_cluster_serves(sim)  # moto's EKS: the endpoint and CA come from DescribeCluster
     boto3.client("s3", region_name=REGION).create_bucket(
         Bucket="state", CreateBucketConfiguration={"LocationConstraint": REGION}
@@ -104,10 +110,15 @@ def test_no_secret_in_any_output_at_debug(
         (signature, "the token's signature"),
         (url, "the token's presigned URL"),
         (SECRET_KEY, "the secret access key"),
+        (SESSION_TOKEN, "the session token"),
+        (SESSION_TOKEN[:24], "part of the session token"),
         ("PRIVATE KEY", "private key material"),
         ("Bearer ", "an Authorization header"),
     ):
         assert secret not in written, f"{what} appears in the output"
+    # botocore's own DEBUG records of the S3 and STS requests are kept, with the credentials redacted
+    assert "X-Amz-Security-Token=REDACTED" in written and "x-amz-security-token:REDACTED" in written
+    assert re.search(r"Signature=[0-9a-f]{16}", written, re.IGNORECASE) is None, "a request's signature"
 
 
 def test_a_server_not_signed_by_the_configured_ca_is_refused(
