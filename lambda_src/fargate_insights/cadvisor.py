@@ -48,9 +48,10 @@ _ALTERNATION: Final = b"|".join(re.escape(name.encode()) for name in WANTED_FAMI
 _HEAD: Final = rb"[ \t]*(?:" + _ALTERNATION + rb")[ \t]*\{"
 # Whole candidate lines, newline-terminated (a body cut short can end in a truncated number). Node-level
 # rows, most candidates, are matched but not captured, so they are dropped in C: a line containing
-# `,pod=""` or `{pod=""` has an empty pod label, because inside a well-formed label value every quote is
-# escaped (a malformed line dropped here would have given no value anyway).
-_ROW: Final = rb"(?=" + _HEAD + rb')(?:[^\n]*,pod=""[^\n]*|[^\n]*\{pod=""[^\n]*|([^\n]*))(?=\n)'
+# `,pod=""` has an empty pod label, because inside a well-formed label value every quote is escaped (a
+# malformed line dropped here would have given no value anyway). A row with `pod` as its first label is
+# kept and parsed: the kubelet writes it last, and testing for `{pod=""` too made the scan 10% slower.
+_ROW: Final = rb"(?=" + _HEAD + rb')(?:[^\n]*,pod=""[^\n]*|([^\n]*))(?=\n)'
 _CANDIDATE_LINE: Final = re.compile(rb"\n" + _ROW)
 _FIRST_CANDIDATE_LINE: Final = re.compile(_ROW)
 _STRICT_HEADS: Final = tuple(name.encode() + b"{" for name in WANTED_FAMILIES)
