@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import operator
 import selectors
 import socket
 import ssl
@@ -26,6 +27,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from .https_transport import (
     CONNECT_TIMEOUT_MAX_S,
+    MAX_HEAD_BYTES,
     STALE_CONNECTION_ERRORS,
     Answer,
     HttpsPool,
@@ -49,6 +51,7 @@ _RECEIVING: Final = 3
 _IN_PROGRESS: Final = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN})
 # What a non-blocking TLS or socket call raises when it must wait (`_wait` says for what).
 _WOULD_BLOCK: Final = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
+_TIMER: Final = operator.attrgetter("timer")
 
 
 class Again(Exception):
@@ -111,6 +114,7 @@ class _Exchange(Generic[K]):
         "key",
         "out",
         "parse_at",
+        "parsed",
         "path",
         "received",
         "reused",
@@ -137,7 +141,10 @@ class _Exchange(Generic[K]):
         self.out = b""
         self.received: list[bytes] = []
         self.size = 0  # bytes received in this attempt
-        self.parse_at = 0  # parse again once `size` reaches this (or at the end of a chunked answer)
+        # Parse again once `size` reaches this (or at the end of a chunked answer); 0: the header section
+        # has not been parsed, so parse when nothing more comes for now.
+        self.parse_at = 0
+        self.parsed = 0  # the bytes the last parse saw
 
 
 class ManyGets(Generic[K, T]):
@@ -210,7 +217,8 @@ class ManyGets(Generic[K, T]):
                     self._guarded(self._begin, exchange)
                 self.peak_in_flight = max(self.peak_in_flight, len(self._active))
                 if self._active:
-                    wait = min(exchange.timer for exchange in self._active) - now
+                    earliest = min(map(_TIMER, self._active))
+                    wait = earliest - now
                     if self._done:
                         wait = min(wait, self._batch_started + self._batch_wait_s - now)
                     ready = self._selector.select(max(wait, 0.0))
@@ -219,7 +227,9 @@ class ManyGets(Generic[K, T]):
                             break  # the rest stay ready for the next round
                         self._guarded(self._step, selected.data)
                     now = time.monotonic()
-                    for exchange in [e for e in self._active if e.timer <= now < self._deadline]:
+                    # Only when a timer was due: one that a step above set in the past is seen next round.
+                    due = earliest <= now < self._deadline
+                    for exchange in [e for e in self._active if e.timer <= now] if due else []:
                         if exchange.expires > now:  # the connection, not the request, ran out of time
                             self._guarded(self._connect_timed_out, exchange)
                         else:
@@ -256,7 +266,7 @@ class ManyGets(Generic[K, T]):
         exchange.attempt += 1
         exchange.tries = 0
         exchange.received = []
-        exchange.size = exchange.parse_at = 0
+        exchange.size = exchange.parse_at = exchange.parsed = 0
         try:
             exchange.path, headers = self._request(exchange.key)
             exchange.out = self._pool.encode_request(exchange.path, headers)
@@ -399,13 +409,21 @@ class ManyGets(Generic[K, T]):
     def _receive(self, exchange: _Exchange[K]) -> None:
         """Read what has arrived, parsing whenever the answer may be complete, until the answer is done
         or the connection has nothing more for now. The parse also bounds what is read: the reader
-        refuses an answer past its cap, so a huge or endless answer ends as soon as it has shown that."""
+        refuses an answer past its cap, so a huge or endless answer ends as soon as it has shown that.
+
+        Before the header section has been parsed, the bytes are parsed only once the connection has
+        nothing more for now (or past MAX_HEAD_BYTES): a header section often arrives alone, just
+        before the body, and parsing it then would mean parsing the whole answer twice."""
         sock = exchange.sock
         assert sock is not None
         while True:
             try:
                 data = sock.recv(_RECV_BYTES)
             except _WOULD_BLOCK as err:
+                # Nothing more for now: if the header section has not been parsed, the answer may be whole.
+                unparsed = exchange.parse_at == 0 and exchange.size > exchange.parsed
+                if unparsed and not self._parse(exchange, eof=False):
+                    return  # done, failed, or sent again on another connection
                 self._wait(exchange, err)
                 return
             except STALE_CONNECTION_ERRORS as err:
@@ -419,7 +437,10 @@ class ManyGets(Generic[K, T]):
             if data:
                 exchange.received.append(data)
                 exchange.size += len(data)
-                if exchange.size < exchange.parse_at and not _ends_chunked(exchange.received):
+                if exchange.parse_at == 0:  # the header section not parsed yet
+                    if exchange.size <= MAX_HEAD_BYTES:
+                        continue
+                elif exchange.size < exchange.parse_at and not _ends_chunked(exchange.received):
                     continue
             if not self._parse(exchange, eof=not data):
                 return  # done, failed, or sent again on another connection
@@ -428,6 +449,7 @@ class ManyGets(Generic[K, T]):
         """Parse what has been received; True when the answer needs more bytes."""
         received = exchange.received
         data = received[0] if len(received) == 1 else b"".join(received)
+        exchange.parsed = len(data)
         exchange.received = [data] if data else []
         replay = _Replay(data, eof)
         answer = None
@@ -441,7 +463,10 @@ class ManyGets(Generic[K, T]):
             if answer is None:
                 exchange.parse_at = 0  # the header section is not all there: at the next bytes
             else:
-                exchange.parse_at = expected if expected is not None else 2 * len(data)
+                # Unknown length: parse again once the bytes have doubled (and 64 KiB more), which bounds
+                # the work on a long answer and lets the reader's cap end an endless one; the end of a
+                # chunked body is caught as it comes.
+                exchange.parse_at = expected if expected is not None else 2 * len(data) + _RECV_BYTES
             return True
         except ServerClosed as err:
             self._stale_or_broken(exchange, err)

@@ -170,20 +170,23 @@ class KubeClient:
                 renewed.add(node.name)
                 self._invalidate_token()
                 raise Again
-            body, encoding = self._read_cadvisor(response, _cadvisor_path(node.name))
+            body, encoding = self._read_cadvisor(response, node.name)
             return _decode_body(body, encoding, self._max_body)
 
         timeout = min(self._timeout_s, timeout_s)
         return ManyGets(self._pool, nodes, request, read, max_in_flight, timeout, deadline)
 
-    def _read_cadvisor(self, response: Answer, path: str) -> tuple[bytes, str]:
+    def _read_cadvisor(self, response: Answer, node: str) -> tuple[bytes, str]:
         """The body of a cAdvisor answer, still encoded, and its encoding."""
         if response.status != 200:
-            raise _status_error(response.status, path, self._read_capped(response, 64 * 1024))
+            body = self._read_capped(response, 64 * 1024)
+            raise _status_error(response.status, _cadvisor_path(node), body)
         media_type = (response.headers.get("Content-Type") or "").partition(";")[0].strip().lower()
         if media_type and media_type not in METRICS_MEDIA_TYPES:
             # An error page from something between us and the kubelet, answered with 200.
-            raise KubeApiError("not_metrics", f"GET {path}: the answer is {media_type}, not metrics")
+            raise KubeApiError(
+                "not_metrics", f"GET {_cadvisor_path(node)}: the answer is {media_type}, not metrics"
+            )
         encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
         return self._read_capped(response, self._max_body), encoding
 

@@ -276,6 +276,40 @@ def test_an_answer_sent_one_byte_per_tls_record_is_read_whole(raw, framing) -> N
 
 
 @pytest.mark.parametrize(
+    ("head", "result"),
+    [
+        (b"HTTP/1.1 204 No Content\r\n\r\n", "LookupError('/one: HTTP 204')"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "b''"),
+    ],
+)
+def test_an_answer_that_is_only_a_header_section_completes_on_a_kept_connection(raw, head, result) -> None:
+    """Nothing follows it and the server keeps the connection: the parse comes when nothing more does."""
+    raw.answer(head)
+    raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
+    started = time.monotonic()
+    results = _raw_results(raw, ["/one", "/two"], max_in_flight=1)
+    assert (repr(results["/one"]), results["/two"]) == (result, b"next")
+    assert time.monotonic() - started < 2.0  # not a timeout
+    assert raw.connections == 1
+
+
+@pytest.mark.parametrize("pause_s", [0.0, 0.2])
+def test_a_header_section_sent_apart_from_its_body_is_parsed_once_when_nothing_comes_between(
+    raw, monkeypatch, pause_s
+) -> None:
+    """Parsing is replayed over all the bytes received, so each parse of an answer costs it whole again.
+    A header section often arrives just before its body: it is parsed alone only when the body is not
+    there by the time the connection has nothing more (a pause), never just because it is complete."""
+    parses = []
+    parse = ManyGets._parse
+    monkeypatch.setattr(ManyGets, "_parse", lambda self, ex, eof: parses.append(1) or parse(self, ex, eof))
+    body = b"x" * 20_000
+    raw.answer([CHUNKED_HEAD, chunked(body, 4096)], pause_s=pause_s)
+    assert _raw_results(raw, ["/a"]) == {"/a": body}
+    assert len(parses) == (2 if pause_s else 1)
+
+
+@pytest.mark.parametrize(
     "answer",
     [
         CHUNKED_HEAD + b"zz\r\nhello\r\n0\r\n\r\n",  # not a chunk size
