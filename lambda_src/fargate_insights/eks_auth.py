@@ -39,7 +39,10 @@ class _NoCredentialsInBotocoreLogs(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and record.msg.startswith("Signature:"):
             return False
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a handler would print its msg and args unredacted beside the error: drop it
+            return False
         redacted = _CREDENTIAL_VALUES.sub(r"\1REDACTED", message)
         if redacted != message:
             record.msg, record.args = redacted, None
