@@ -109,7 +109,11 @@ _EMPTY_CONTAINER: Final = (b'{container=""', b',container=""')
 _DOCKER_SANDBOX: Final = (b'{container="POD"', b',container="POD"')
 _EMPTY_IMAGE: Final = (b',image=""', b'{image=""')
 _NETWORK_PREFIX: Final = b"container_network_"
+_NETWORK_RX_HEAD: Final = NETWORK_RX.encode()
+_NETWORK_TX_HEAD: Final = NETWORK_TX.encode()
 _CONTAINER_LABEL: Final = b'container="'
+_CONTAINER_LABELS: Final = (b'{container="', b',container="')
+_IMAGE_LABEL: Final = (b',image="', b'{image="')
 # Pod cgroup names: cgroupfs `pod<uid>`, systemd `kubepods-<qos>-pod<uid_with_underscores>.slice`.
 _POD_CGROUP: Final = re.compile(r"(?:^|-)pod([0-9a-fA-F][0-9a-fA-F_-]{7,63})(?:\.slice)?$")
 
@@ -169,16 +173,39 @@ def extract(payload: bytes) -> Extraction:
     first = _FIRST_CANDIDATE_LINE.match(payload)
     if first is not None and first.group(1):
         lines.insert(0, first.group(1))
+    # (network family, pod uid) of malformed network lines: such a line may have been one of the pod's
+    # interfaces, and a sum over the others would be too low. The uid is "" when the labels could not
+    # be read, and then every pod's sum of that family is unsure (a Fargate payload holds one pod).
+    unsure_sums: set[tuple[str, str]] = set()
     for line in lines:
         if not line:
             continue  # a node-level row
         if _surely_not_a_pod_row(line):
             continue
-        if not _apply_line(line, result, label_sets):
+        if not _apply_line(line, result, label_sets, unsure_sums):
             result.malformed_lines += 1
-    for pod in result.pods.values():
+    for uid, pod in result.pods.items():
+        for family, unsure_uid in unsure_sums:
+            if unsure_uid in ("", uid):
+                pod.conflicts.add(family)
         _drop_conflicts(pod)
     return result
+
+
+def _note_unsure_sum(line: bytes, route: _Route | None, unsure_sums: set[tuple[str, str]]) -> None:
+    """Record that a malformed network line leaves a sum unsure: its sandbox's pod's, when its labels
+    could be read (none when they name no sandbox), else every pod's."""
+    head = line.lstrip(b" \t")
+    if head.startswith(_NETWORK_RX_HEAD):
+        family = NETWORK_RX
+    elif head.startswith(_NETWORK_TX_HEAD):
+        family = NETWORK_TX
+    else:
+        return
+    if route is None:
+        unsure_sums.add((family, ""))
+    elif route.sandbox is not None:
+        unsure_sums.add((family, route.sandbox[2]))
 
 
 def _surely_not_a_pod_row(line: bytes) -> bool:
@@ -193,8 +220,11 @@ def _surely_not_a_pod_row(line: bytes) -> bool:
         empty = line.startswith(b'"', value)
         if line.lstrip(b" \t").startswith(_NETWORK_PREFIX):
             return not empty and not line.startswith(b'POD"', value)
-        # container="": a pod cgroup's row only with an empty image, which without blanks reads `,image=""`
-        return not empty or (_EMPTY_IMAGE[0] not in line and not _labels_may_have_blanks(line))
+        # container="": a pod cgroup's row only with an empty or absent image; without blanks, a present
+        # image label reads `,image="` and an empty one `,image=""`
+        return not empty or (
+            _EMPTY_IMAGE[0] not in line and _IMAGE_LABEL[0] in line and not _labels_may_have_blanks(line)
+        )
     # Another label order: the substring tests only rule a row out when its head and labels have no
     # blanks, as the kubelet writes them.
     return not _may_be_pod_row(line) and line.startswith(_STRICT_HEADS) and not _labels_may_have_blanks(line)
@@ -203,12 +233,19 @@ def _surely_not_a_pod_row(line: bytes) -> bool:
 def _may_be_pod_row(line: bytes) -> bool:
     """Cheap substring tests that rule out app-container rows before any parsing.
 
-    Exact only for labels written without blanks (`,container=""`), as the kubelet writes them.
+    Exact only for labels written without blanks (`,container=""`), as the kubelet writes them. An
+    absent label is an empty one, as in Prometheus' data model (and in `_route`).
     """
-    empty_container = _EMPTY_CONTAINER[0] in line or _EMPTY_CONTAINER[1] in line
+    empty_container = _empty_or_absent(line, _EMPTY_CONTAINER, _CONTAINER_LABELS)
     if line.startswith(_NETWORK_PREFIX):
         return empty_container or _DOCKER_SANDBOX[0] in line or _DOCKER_SANDBOX[1] in line
-    return empty_container and (_EMPTY_IMAGE[0] in line or _EMPTY_IMAGE[1] in line)
+    return empty_container and _empty_or_absent(line, _EMPTY_IMAGE, _IMAGE_LABEL)
+
+
+def _empty_or_absent(line: bytes, empty: tuple[bytes, bytes], present: tuple[bytes, bytes]) -> bool:
+    """Whether a label is written empty, or not at all (`label="` with an unescaped quote cannot
+    appear inside a well-formed label value, so finding it means the label is there)."""
+    return empty[0] in line or empty[1] in line or not (present[0] in line or present[1] in line)
 
 
 def _labels_may_have_blanks(line: bytes) -> bool:
@@ -267,7 +304,9 @@ _LabelSets = dict[tuple[bytes, bool], _Route | None]
 _FAMILY: Final = {name.encode(): name for name in WANTED_FAMILIES}
 
 
-def _apply_line(line: bytes, result: Extraction, label_sets: _LabelSets) -> bool:
+def _apply_line(
+    line: bytes, result: Extraction, label_sets: _LabelSets, unsure_sums: set[tuple[str, str]]
+) -> bool:
     """Validate one candidate line and store what it says; False when it is malformed.
 
     The strict shape is tried first because every kubelet line has it; the loose one accepts the
@@ -279,13 +318,9 @@ def _apply_line(line: bytes, result: Extraction, label_sets: _LabelSets) -> bool
         match = _LOOSE_SAMPLE_LINE.fullmatch(line)
         label_pair = _LOOSE_LABEL_PAIR
         if match is None:
+            _note_unsure_sum(line, None, unsure_sums)
             return False
     name, raw_labels, value_text, ts_text = match.groups()
-    if _FLOAT.fullmatch(value_text) is None:
-        return False
-    value = float(value_text)
-    if math.isinf(value) and value_text.lstrip(b"+-")[:1] not in (b"i", b"I"):
-        return False  # 1e999: Go's ParseFloat reports a range error, not an infinity
     key = (raw_labels, label_pair is _LABEL_PAIR)
     try:
         route = label_sets[key]
@@ -296,12 +331,17 @@ def _apply_line(line: bytes, result: Extraction, label_sets: _LabelSets) -> bool
             labels = None
         route = label_sets[key] = None if labels is None else _route(labels)
     if route is None:
+        _note_unsure_sum(line, None, unsure_sums)
         return False
+    value = float(value_text) if _FLOAT.fullmatch(value_text) is not None else None
+    if value is not None and math.isinf(value) and value_text.lstrip(b"+-")[:1] not in (b"i", b"I"):
+        value = None  # 1e999: Go's ParseFloat reports a range error, not an infinity
     timestamp_ms = None
     if ts_text is not None:
         timestamp_ms = _parse_timestamp(ts_text)
-        if timestamp_ms is None:
-            return False
+    if value is None or (ts_text is not None and timestamp_ms is None):
+        _note_unsure_sum(line, route, unsure_sums)
+        return False
     family = _FAMILY[name]  # the candidate scan only keeps lines of these families
     if route.totals is not None:
         # A pod cgroup's row: its pod exists even when the family is not one of its totals.

@@ -127,7 +127,7 @@ class Collector:
         if nodes:
             self._scrape_all(nodes, deadline, report)
         if report.nodes_scraped or not nodes:
-            # Pods whose cgroups were created after this moment have counters that started from zero.
+            # Pods whose cgroups were created after this moment have CPU counters that started from zero.
             self._state.last_run_ms = started_ms
         report.duration_ms = (time.monotonic() - started) * 1000
         refused = bool(report.failures) and set(report.failures) <= _ACCESS_FAILURES

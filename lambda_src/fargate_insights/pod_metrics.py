@@ -44,8 +44,11 @@ def compute(
     """Compute a pod's metrics and record its counters in `state` for the next cycle.
 
     State keys include the pod UID, so a pod recreated under the same name never reuses old samples.
-    `counters_born_after_ms`: when the previous successful cycle ran; a pod whose cgroup was created
-    after it has counters that started at zero at its start time, so its first rate is exact too.
+    `counters_born_after_ms`: when the previous successful cycle ran. A pod whose cgroup was created
+    after it has a CPU counter that started at zero at its start time, so its first CPU rate can be
+    computed from there (see `_born_at_ms` for its precision). Its network counters get no such rate:
+    they belong to the sandbox's interfaces, whose counters need not have been zero when the pod's
+    cgroup was created (a network namespace shared with the node counts the node's traffic).
     """
     born_at_ms = _born_at_ms(pod, counters_born_after_ms)
     cpu_rate = _rate(state, _cpu_key(pod.uid), pod.cpu_usage_seconds, scrape_time_ms, born_at_ms)
@@ -57,8 +60,8 @@ def compute(
     memory_limit = _finite(pod.memory_limit) if pod.memory_limit is not None else None
     if memory_limit is not None and memory_limit <= 0:
         memory_limit = None  # cAdvisor prints 0 for "no limit"
-    rx = _network_rate(state, pod, "rx", scrape_time_ms, born_at_ms)
-    tx = _network_rate(state, pod, "tx", scrape_time_ms, born_at_ms)
+    rx = _network_rate(state, pod, "rx", scrape_time_ms)
+    tx = _network_rate(state, pod, "tx", scrape_time_ms)
     return PodMetrics(
         namespace=pod.namespace,
         pod=pod.pod,
@@ -84,12 +87,17 @@ def _network_key(uid: str, direction: str, cgroup: str, interface: str) -> str:
 
 
 def _born_at_ms(pod: PodSeries, counters_born_after_ms: int | None) -> int | None:
+    """When the pod's cgroup was created, as the middle of the second cAdvisor prints (it truncates).
+
+    The true start lies within that second, so a rate from it is off by at most half a second over the
+    pod's age; `_rate` uses it only for a pod at least `_MIN_BORN_AGE_MS` old (at most 1.7% off).
+    """
     if counters_born_after_ms is None or pod.start_time_seconds is None:
         return None
     start = pod.start_time_seconds
     if not math.isfinite(start) or start <= 0:
         return None
-    start_ms = int(start * 1000)
+    start_ms = int(start) * 1000 + 500
     return start_ms if start_ms > counters_born_after_ms else None
 
 
@@ -98,32 +106,40 @@ def _rate(
     key: str,
     sample: Sample | None,
     scrape_time_ms: int,
-    born_at_ms: int | None,
+    born_at_ms: int | None = None,
 ) -> float | None:
     """Per-second rate since the previous sample of this counter; None on a reset or no history."""
     if sample is None or not math.isfinite(sample.value) or sample.value < 0:
         state.pop(key, None)
         return None
     now_ms = sample.timestamp_ms if sample.timestamp_ms is not None else scrape_time_ms
+    if not _plausible(now_ms, scrape_time_ms):
+        # A node clock far off: neither this sample nor the one held can be put on one time line.
+        state.pop(key, None)
+        return None
     previous = state.get(key)
     state[key] = (sample.value, now_ms)
     if previous is None:
-        if born_at_ms is None:
+        if born_at_ms is None or now_ms - born_at_ms < _MIN_BORN_AGE_MS:
             return None
         previous = (0.0, born_at_ms)
     previous_value, previous_ms = previous
     if now_ms <= previous_ms:
-        if now_ms < previous_ms:
-            state[key] = previous  # an older sample than the one we hold: keep the newer one
+        # The same sample again gives no rate. An older one means the node's clock went back: the
+        # history starts again from it, since holding the newer sample would give no rate until the
+        # clock caught up with it.
         return None
     if sample.value < previous_value:
         return None  # counter reset (container restarted): no value this cycle, never a negative one
     return _finite((sample.value - previous_value) * 1000.0 / (now_ms - previous_ms))
 
 
-def _network_rate(
-    state: CounterState, pod: PodSeries, direction: str, scrape_time_ms: int, born_at_ms: int | None
-) -> float | None:
+def _plausible(sample_ms: int, scrape_time_ms: int) -> bool:
+    """Whether a sample's time can be "now" for a scrape at `scrape_time_ms` (see the limits below)."""
+    return scrape_time_ms - _MAX_SAMPLE_AGE_MS <= sample_ms <= scrape_time_ms + _MAX_CLOCK_SKEW_MS
+
+
+def _network_rate(state: CounterState, pod: PodSeries, direction: str, scrape_time_ms: int) -> float | None:
     """Sum over the sandbox's interfaces; None unless every interface has a rate (a partial sum is wrong)."""
     counters = pod.network_rx if direction == "rx" else pod.network_tx
     if not counters:
@@ -132,7 +148,7 @@ def _network_rate(
     complete = True
     for (cgroup, interface), sample in counters.items():
         key = _network_key(pod.uid, direction, cgroup, interface)
-        rate = _rate(state, key, sample, scrape_time_ms, born_at_ms)
+        rate = _rate(state, key, sample, scrape_time_ms)
         if rate is None:
             complete = False
         else:
@@ -161,7 +177,6 @@ def _finite(value: float) -> float | None:
 
 def _document_timestamp(pod: PodSeries, scrape_time_ms: int) -> int:
     """The samples' own time: the newest timestamp cAdvisor printed for this pod, else the scrape time."""
-    low, high = scrape_time_ms - _MAX_SAMPLE_AGE_MS, scrape_time_ms + _MAX_CLOCK_SKEW_MS
     stamps = [
         s.timestamp_ms
         for s in (
@@ -170,14 +185,17 @@ def _document_timestamp(pod: PodSeries, scrape_time_ms: int) -> int:
             *pod.network_rx.values(),
             *pod.network_tx.values(),
         )
-        if s is not None and s.timestamp_ms is not None and low <= s.timestamp_ms <= high
+        if s is not None and s.timestamp_ms is not None and _plausible(s.timestamp_ms, scrape_time_ms)
     ]
     return max(stamps) if stamps else scrape_time_ms
 
 
-# Sample times further from the scrape than this are not plausible as "now" for a document.
+# Sample times further from the scrape than this are not plausible as "now": not for a document's
+# timestamp, and not for a rate. cAdvisor's samples are seconds to a few minutes old.
 _MAX_SAMPLE_AGE_MS = 60 * 60 * 1000
 _MAX_CLOCK_SKEW_MS = 10 * 60 * 1000
+# A pod younger than this at its first sample gets no rate from its start time yet (see `_born_at_ms`).
+_MIN_BORN_AGE_MS = 30 * 1000
 
 
 def prune(state: CounterState, now_ms: int, max_age_ms: int = 15 * 60 * 1000) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any, Final, Protocol
 
 from .collector import CollectorState
@@ -62,7 +63,11 @@ class S3StateStore:
         from botocore.exceptions import BotoCoreError, ClientError
 
         for _attempt in range(3):
-            body = encode(state)
+            try:
+                body = encode(state)
+            except ValueError as err:  # a value JSON cannot hold; decode() and the rates never keep one
+                logger.warning("state not saved", extra={"bucket": self._bucket, "error": str(err)})
+                return
             condition = {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
             try:
                 answer = self._s3.put_object(
@@ -132,19 +137,27 @@ def decode(body: bytes) -> CollectorState | None:
         return None
     counters = payload.get("counters")
     last_run = payload.get("last_run_ms")
-    if not isinstance(counters, dict) or not (last_run is None or isinstance(last_run, int)):
+    if not isinstance(counters, dict) or not (last_run is None or _is_int(last_run)):
         return None
     state = CollectorState(last_run_ms=last_run)
     for key, entry in counters.items():
+        # json.loads() reads NaN and Infinity: such a counter would give no rate, and could not be
+        # written back (encode() refuses them), so it is dropped here like any other odd entry.
         if (
             isinstance(entry, list)
             and len(entry) == 2
             and isinstance(entry[0], int | float)
-            and isinstance(entry[1], int)
             and not isinstance(entry[0], bool)
+            and math.isfinite(entry[0])
+            and entry[0] >= 0
+            and _is_int(entry[1])
         ):
             state.counters[key] = (float(entry[0]), entry[1])
     return state
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def merge_into(state: CollectorState, other: CollectorState) -> None:

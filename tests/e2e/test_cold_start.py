@@ -109,7 +109,8 @@ def test_cold_start_with_state_in_s3_emits_rates_for_every_pod(
     documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
     assert set(documents) == {pod.name for pod in sim.pods}
     for pod in sim.pods:
-        check_pod_document(documents[pod.name], pod, rates=True)  # CPU and network rates for all
+        # CPU and network rates for all, but the newcomer's network, whose first sample this is
+        check_pod_document(documents[pod.name], pod, rates=True, born=pod.uid == newcomer.uid)
     history = [json.loads(line) for line in lines if '"counter history loaded"' in line]
     assert history and history[0]["series"] > 0
     assert after is not None and newcomer.uid in after.decode()  # and it saved its own history
@@ -221,6 +222,30 @@ def test_history_older_than_its_max_age_gives_no_rate(sim, s3, use_cluster, hand
         check_pod_document(documents[pod.name], pod, rates=True)  # and the next minute, rates again
 
 
+def test_a_state_object_with_values_json_cannot_write_back_does_not_fail_the_run(
+    sim, s3, use_cluster, handler_module, capsys
+):
+    """NaN, Infinity and booleans in the stored state (json.loads() reads them): dropped on load."""
+    now_ms = int(sim.clock.now() * 1000)
+    pod = sim.pods[0]
+    body = (
+        '{"version":1,"last_run_ms":' + str(now_ms - 60_000) + ',"counters":{'
+        f'"{pod.uid}|cpu":[NaN,{now_ms + 3_600_000}],'
+        f'"{pod.uid}|rx|x|eth0":[Infinity,{now_ms - 60_000}],'
+        f'"{pod.uid}|tx|x|eth0":[true,{now_ms - 60_000}],'
+        f'"{pod.uid}|tx|y|eth0":[1.0,false]'
+        "}}"
+    )
+    s3.put_object(Bucket=BUCKET, Key=STATE_KEY, Body=body.encode())
+    use_cluster(sim)
+    summary, lines = invoke(handler_module, capsys)
+    assert summary["pods_emitted"] == len(sim.pods)
+    assert not [line for line in lines if "state not saved" in line]
+    stored = json.loads(_stored(s3))  # strict JSON again, and only this run's samples
+    assert all(isinstance(value, float) and value == value for value, _ in stored["counters"].values())
+    assert all(ts <= now_ms for _, ts in stored["counters"].values())
+
+
 # -- Counters that go down, pods that come back -----------------------------------------------------
 
 
@@ -257,18 +282,23 @@ def test_recreated_pod_is_a_new_series_with_a_rate_since_its_start(sim, use_clus
     use_cluster(sim)
     invoke(handler_module, capsys)
     victim = sim.pods[3]
-    sim.clock.advance(30.0)
+    sim.clock.advance(20.0)
     fresh = sim.recreate_pod(victim.name)  # same name, new UID, counters from zero at its start
-    sim.clock.advance(30.0)
+    sim.clock.advance(40.0)
     _, lines = invoke(handler_module, capsys)
     documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
     doc = documents[victim.name]
     assert fresh.uid != victim.uid
     # Never a rate across the two pods' counters (that would be negative, or near zero); the new pod
-    # started after the previous run, so its counters' whole life is a rate, exactly.
-    check_pod_document(doc, fresh, rates=True)
+    # started after the previous run, so its CPU counter's whole life is a rate.
+    check_pod_document(doc, fresh, born=True)
     for pod in sim.pods:
-        check_pod_document(documents[pod.name], pod)
+        if pod.uid != fresh.uid:
+            check_pod_document(documents[pod.name], pod)
+    sim.clock.advance(60.0)
+    _, lines = invoke(handler_module, capsys)
+    documents = {doc["PodName"]: doc for doc in pod_documents(lines)}
+    check_pod_document(documents[victim.name], fresh, rates=True)  # and its network from its second sample
 
 
 def test_a_configuration_error_logs_the_error_and_no_powertools_warning(credentials, tmp_path):

@@ -873,3 +873,64 @@ def test_property_recombined_lines_with_garbage_tail(lines: list[bytes], tail: b
 def test_tricky_but_valid_label_values_keep_the_right_value(labels: str) -> None:
     result = _only(_x("1.5 1700000000000", labels=labels))
     assert result.pods[UID_X].cpu_usage_seconds == Sample(1.5, 1700000000000)
+
+
+def test_an_absent_container_or_image_label_is_an_empty_one() -> None:
+    """Prometheus' data model: `container=""` and no `container` label are the same series."""
+    without_container = f'id="{ID_X}",image="",namespace="ns",pod="x"'
+    without_image = f'container="",id="{ID_X}",namespace="ns",pod="x"'
+    without_both = f'id="{ID_X}",namespace="ns",pod="x"'
+    sandbox_id = f"{ID_X}/" + "cd" * 32
+    lines = (
+        f"container_memory_working_set_bytes{{{without_container}}} 7294976 1700000000000\n"
+        f"container_spec_memory_limit_bytes{{{without_image}}} 8388608\n"
+        f"container_spec_cpu_quota{{{without_both}}} 25000\n"
+        # no container label and a pause image: the sandbox, whose interfaces are the pod's network
+        f'container_network_receive_bytes_total{{id="{sandbox_id}",image="pause:3.9",interface="eth0",'
+        'namespace="ns",pod="x"} 900 1700000000000\n'
+        # an app container's row still names its container: not the pod's total
+        f'container_spec_cpu_period{{container="app",id="{ID_X}",namespace="ns",pod="x"}} 1\n'
+    )
+    p = _only(lines).pods[UID_X]
+    assert p.memory_working_set == Sample(7294976.0, 1700000000000)
+    assert p.memory_limit == 8388608.0
+    assert p.cpu_quota == 25000.0
+    assert p.network_rx == {(sandbox_id, "eth0"): Sample(900.0, 1700000000000)}
+    assert p.cpu_period is None
+
+
+def test_a_malformed_network_line_leaves_no_partial_sum() -> None:
+    """eth1's receive line is malformed: the pod's receive interfaces are unknown, its transmit ones not."""
+    sandbox_id = f"{ID_X}/" + "cd" * 32
+
+    def net(family: str, interface: str, value: str) -> str:
+        return (
+            f'container_network_{family}_bytes_total{{container="",id="{sandbox_id}",image="pause:3.9",'
+            f'interface="{interface}",namespace="ns",pod="x"}} {value} 1700000000000\n'
+        )
+
+    result = _only(
+        _x("1.5 1700000000000")
+        + net("receive", "eth0", "100")
+        + net("receive", "eth1", "1e999")  # out of float range: malformed, as for Go's ParseFloat
+        + net("transmit", "eth0", "300")
+        + net("transmit", "eth1", "400")
+    )
+    p = result.pods[UID_X]
+    assert result.malformed_lines == 1
+    assert p.network_rx == {}
+    assert p.network_tx == {
+        (sandbox_id, "eth0"): Sample(300.0, 1700000000000),
+        (sandbox_id, "eth1"): Sample(400.0, 1700000000000),
+    }
+    assert p.cpu_usage_seconds == Sample(1.5, 1700000000000)
+
+
+def test_a_network_line_whose_labels_cannot_be_read_makes_every_pods_sum_of_that_family_unsure() -> None:
+    unreadable = 'container_network_receive_bytes_total{container="",id="/kubepods/x,interface="eth1"} 5\n'
+    result = extract((HEAD + unreadable + TAIL).encode())
+    a = result.pods[UID_A]
+    assert result.malformed_lines == 1
+    assert a.network_rx == {}  # it could have been pod A's second interface
+    assert a.network_tx == {(SANDBOX_A, "eth0"): Sample(2000.0, 1700000000000)}
+    assert a.cpu_usage_seconds == Sample(12.5, 1700000000000)

@@ -93,7 +93,7 @@ def test_counter_reset_gives_none_then_rates_from_new_value() -> None:
     assert after.cpu_usage_millicores == pytest.approx(100.0)
 
 
-def test_equal_and_older_timestamps_give_none_and_keep_the_newer_sample() -> None:
+def test_equal_and_older_timestamps_give_none_and_an_older_one_restarts_the_history() -> None:
     state: dict = {}
     compute(pod(cpu=Sample(10.0, T0)), state, T0)
     assert compute(
@@ -104,10 +104,43 @@ def test_equal_and_older_timestamps_give_none_and_keep_the_newer_sample() -> Non
     )  # same ts
     assert (
         compute(pod(cpu=Sample(10.8, T0 + 5_000)), state, T0 + 30_000).cpu_usage_millicores is None
-    )  # older ts
-    # next good sample rates against the newest one held (11.0 at T0+10s): 1 s / 10 s = 100 millicores
+    )  # older ts: the node's clock went back
+    # the next sample rates against that older one (10.8 at T0+5s): 1.2 s / 15 s = 80 millicores
     m = compute(pod(cpu=Sample(12.0, T0 + 20_000)), state, T0 + 40_000)
+    assert m.cpu_usage_millicores == pytest.approx(80.0)
+
+
+def test_a_clock_that_stepped_back_costs_one_cycle_not_until_it_catches_up() -> None:
+    # One sample stamped 5 minutes ahead (within the skew allowed), then the node's clock is fixed.
+    state: dict = {}
+    ahead = T0 + 5 * 60_000
+    compute(pod(cpu=Sample(10.0, T0 - 60_000)), state, T0 - 60_000)
+    compute(pod(cpu=Sample(10.6, ahead)), state, T0)
+    # back on time a minute later: older than the sample held, so no rate, and the history restarts
+    assert compute(pod(cpu=Sample(16.6, T0 + 60_000)), state, T0 + 60_000).cpu_usage_millicores is None
+    # the next minute has a rate again: 6 s / 60 s = 100 millicores (not None until T0 + 5 min)
+    m = compute(pod(cpu=Sample(22.6, T0 + 120_000)), state, T0 + 120_000)
     assert m.cpu_usage_millicores == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [T0 + 11 * 60_000, T0 - 61 * 60_000, 5],  # beyond 10 min ahead, beyond an hour old, near 1970
+    ids=["ahead", "old", "epoch"],
+)
+def test_an_implausible_sample_time_gives_no_rate_and_is_not_kept(stamp: int) -> None:
+    state: dict = {}
+    compute(pod(cpu=Sample(10.0, T0 - 60_000)), state, T0 - 60_000)
+    assert compute(pod(cpu=Sample(11.0, stamp)), state, T0).cpu_usage_millicores is None
+    assert _cpu_state(state) == []  # neither the bad sample nor the one before it
+    compute(pod(cpu=Sample(12.0, T0 + 60_000)), state, T0 + 60_000)
+    # rates resume from the first good sample after it: 6 s / 60 s = 100 millicores
+    m = compute(pod(cpu=Sample(18.0, T0 + 120_000)), state, T0 + 120_000)
+    assert m.cpu_usage_millicores == pytest.approx(100.0)
+
+
+def _cpu_state(state: dict) -> list:
+    return [value for key, value in state.items() if key.endswith("|cpu")]
 
 
 @pytest.mark.parametrize(
@@ -318,20 +351,44 @@ def test_identity_fields_copied() -> None:
 # --------------------------------------------------------------------- counters_born_after_ms
 
 
-def test_pod_born_after_last_cycle_rates_from_zero_since_start() -> None:
+def test_pod_born_after_last_cycle_rates_cpu_from_zero_since_start_but_not_network() -> None:
     last_cycle = T0
-    start_ms = T0 + 5_000
+    start_s = (T0 + 5_000) // 1000  # cAdvisor prints whole seconds; the start is taken as mid-second
+    sample_ms = T0 + 5_000 + 40_500
     p = pod(
-        cpu=Sample(2.0, start_ms + 10_000),
-        rx={"eth0": Sample(5_000.0, start_ms + 10_000)},
-        tx={"eth0": Sample(1_000.0, start_ms + 10_000)},
-        start=start_ms / 1000,
+        cpu=Sample(8.0, sample_ms),
+        rx={"eth0": Sample(5_000.0, sample_ms)},
+        tx={"eth0": Sample(1_000.0, sample_ms)},
+        start=float(start_s),
     )
-    m = compute(p, {}, start_ms + 12_000, counters_born_after_ms=last_cycle)
-    # from 0 at its start: 2 s / 10 s = 200 mc; 5000 B / 10 s = 500 B/s; 1000 B / 10 s = 100 B/s
+    m = compute(p, {}, sample_ms + 2_000, counters_born_after_ms=last_cycle)
+    # from 0 at its start (T0 + 5.5 s): 8 s / 40 s = 200 mc
     assert m.cpu_usage_millicores == pytest.approx(200.0)
-    assert m.network_rx_bytes_per_second == pytest.approx(500.0)
-    assert m.network_tx_bytes_per_second == pytest.approx(100.0)
+    # the sandbox's interfaces may have counted before the pod's cgroup existed: no first network rate
+    assert m.network_rx_bytes_per_second is None and m.network_tx_bytes_per_second is None
+
+
+def test_network_of_a_pod_sharing_the_nodes_counters_gets_no_made_up_first_rate() -> None:
+    # The review's case: a sandbox whose eth0 counter is the node's (563 MB), pod born 5 s after the
+    # last cycle. Rating it from zero would claim megabytes a second.
+    p = pod(
+        cpu=Sample(0.5, T0 + 60_000),
+        rx={"eth0": Sample(563_000_000.0, T0 + 60_000)},
+        start=(T0 + 5_000) / 1000,
+    )
+    m = compute(p, {}, T0 + 60_000, counters_born_after_ms=T0)
+    assert m.network_rx_bytes_per_second is None
+
+
+def test_pod_born_too_recently_for_a_precise_rate_gets_none_until_its_second_sample() -> None:
+    start_s = (T0 + 5_000) // 1000
+    sample_ms = T0 + 5_000 + 10_000  # 9.5 s after the mid-second start: half a second is 5% of it
+    state: dict = {}
+    p = pod(cpu=Sample(1.0, sample_ms), start=float(start_s))
+    assert compute(p, state, sample_ms, counters_born_after_ms=T0).cpu_usage_millicores is None
+    p = pod(cpu=Sample(7.0, sample_ms + 60_000), start=float(start_s))
+    m = compute(p, state, sample_ms + 60_000, counters_born_after_ms=sample_ms)
+    assert m.cpu_usage_millicores == pytest.approx(100.0)  # 6 s / 60 s
 
 
 def test_pod_started_before_last_cycle_gets_no_rate_on_first_sight() -> None:
