@@ -9,8 +9,9 @@ finished answers through each step in a row keeps them warm.
 Answers are read by the same code as `HttpsPool`'s blocking GETs: the answer is parsed again from its
 first byte over what has been received (`_Replay`), and the parse either completes or stops for more.
 Answers are a few TLS records, so this costs little and leaves one parser to trust. It is not retried on
-every arrival: only once the Content-Length is there, once a chunked answer's bytes end as its last
-chunk does, or once what has been received has doubled (which bounds the work on a huge answer).
+every arrival: only once the Content-Length is there, once a chunked answer's last chunk is in (its
+framing followed as it arrives, `_ChunkedEnd`), or once what has been received has doubled (which
+bounds the work on a huge answer). A server that never stops sending is cut at the request's timeout.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .https_transport import (
     HttpsPool,
     ServerClosed,
     TransportError,
+    idle_connection_usable,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ T = TypeVar("T")
 _RECV_BYTES: Final = 64 * 1024
 # Do not start a request with less time than this left before the deadline.
 _MIN_START_S: Final = 0.05
+_MAX_CHUNK_LINE: Final = 4096  # as the parser's: past it, the parser has a verdict to give
 # An exchange's states.
 _CONNECTING: Final = 0
 _HANDSHAKE: Final = 1
@@ -81,6 +84,9 @@ class _Replay:
             return b""
         raise _NeedMore
 
+    def settimeout(self, value: float | None) -> None:
+        pass  # bytes already received: nothing to wait for
+
     def close(self) -> None:
         pass
 
@@ -109,6 +115,7 @@ class _Exchange(Generic[K]):
     __slots__ = (
         "address",
         "attempt",
+        "chunks",
         "events",
         "expires",
         "key",
@@ -145,6 +152,9 @@ class _Exchange(Generic[K]):
         # has not been parsed, so parse when nothing more comes for now.
         self.parse_at = 0
         self.parsed = 0  # the bytes the last parse saw
+        # Follows a chunked body's framing once the header section has been parsed, to parse again
+        # exactly when the last chunk is in; None before, for other framings, or once it was wrong.
+        self.chunks: _ChunkedEnd | None = None
 
 
 class ManyGets(Generic[K, T]):
@@ -267,15 +277,14 @@ class ManyGets(Generic[K, T]):
         exchange.tries = 0
         exchange.received = []
         exchange.size = exchange.parse_at = exchange.parsed = 0
+        exchange.chunks = None
         try:
             exchange.path, headers = self._request(exchange.key)
             exchange.out = self._pool.encode_request(exchange.path, headers)
         except Exception as err:
             self._finish(exchange, err)
             return
-        connection = None
-        if exchange.attempt == 1:
-            connection = self._idle.pop() if self._idle else self._pool.take_idle()
+        connection = self._take_idle() if exchange.attempt == 1 else None
         if connection is not None:
             connection.setblocking(False)
             exchange.sock, exchange.reused, exchange.state = connection, True, _SENDING
@@ -284,6 +293,15 @@ class ManyGets(Generic[K, T]):
         else:
             exchange.reused = False
             self._connect(exchange)
+
+    def _take_idle(self) -> ssl.SSLSocket | None:
+        """One of this run's idle connections, else the pool's; either is checked before reuse."""
+        while self._idle:
+            connection = self._idle.pop()
+            if idle_connection_usable(connection):
+                return connection
+            connection.close()
+        return self._pool.take_idle()
 
     def _guarded(self, step: Callable[[_Exchange[K]], None], exchange: _Exchange[K]) -> None:
         try:
@@ -435,12 +453,17 @@ class ManyGets(Generic[K, T]):
                 )
                 return
             if data:
+                if time.monotonic() >= exchange.expires:  # a server that never stops sending
+                    timeout = TransportError("timeout", f"timed out after {self._timeout_s:.1f}s")
+                    self._fail(exchange, timeout)
+                    return
                 exchange.received.append(data)
                 exchange.size += len(data)
+                ended = exchange.chunks is not None and exchange.chunks.feed(data)
                 if exchange.parse_at == 0:  # the header section not parsed yet
                     if exchange.size <= MAX_HEAD_BYTES:
                         continue
-                elif exchange.size < exchange.parse_at and not _ends_chunked(exchange.received):
+                elif exchange.size < exchange.parse_at and not ended:
                     continue
             if not self._parse(exchange, eof=not data):
                 return  # done, failed, or sent again on another connection
@@ -454,8 +477,11 @@ class ManyGets(Generic[K, T]):
         replay = _Replay(data, eof)
         answer = None
         expected = None
+        chunked = False
+        body_start = 0
         try:
             answer = self._pool.read_answer(replay, _DISCARD)
+            chunked, body_start = answer.chunked, replay.position - answer.buffered
             to_come = answer.bytes_to_come()
             expected = None if to_come is None else replay.position + to_come
             result = self._read(exchange.key, answer)
@@ -465,8 +491,14 @@ class ManyGets(Generic[K, T]):
             else:
                 # Unknown length: parse again once the bytes have doubled (and 64 KiB more), which bounds
                 # the work on a long answer and lets the reader's cap end an endless one; the end of a
-                # chunked body is caught as it comes.
+                # chunked body is caught as it comes, by following its framing from here.
                 exchange.parse_at = expected if expected is not None else 2 * len(data) + _RECV_BYTES
+                if exchange.chunks is not None:
+                    if exchange.chunks.ended:  # wrong once (it should not be): the doubling from now on
+                        exchange.chunks.trusted = False
+                elif chunked:
+                    exchange.chunks = _ChunkedEnd()
+                    exchange.chunks.feed(data[body_start:])
             return True
         except ServerClosed as err:
             self._stale_or_broken(exchange, err)
@@ -550,14 +582,54 @@ class ManyGets(Generic[K, T]):
             exchange.sock = None
 
 
-def _ends_chunked(received: list[bytes]) -> bool:
-    """Whether the bytes end as a chunked body does (the last chunk, any trailers, an empty line)."""
-    tail = b""
-    for piece in reversed(received):  # the last four bytes may span several small pieces
-        tail = piece[-4:] + tail
-        if len(tail) >= 4:
-            break
-    return tail.endswith(b"\r\n\r\n")
+class _ChunkedEnd:
+    """Follows a chunked body's framing as its bytes arrive, to tell when the last chunk and its trailers
+    are in: then, and not at every arrival, the answer is parsed again. Each byte is looked at once, so
+    a body of many chunks costs no more than one of a few; bytes that merely end like a chunked body
+    (chunk data ending in CRLF) do not fool it. It only triggers the parse, which checks everything:
+    on a size line it cannot read it says "ended" and lets the parse give the verdict."""
+
+    __slots__ = ("_left", "_line", "ended", "trusted")
+
+    def __init__(self) -> None:
+        self._left = 0  # > 0: chunk data and its CRLF still to come; 0: in a size line; -1: in trailers
+        self._line = b""  # the start of a size or trailer line split across arrivals
+        self.ended = False
+        self.trusted = True
+
+    def feed(self, data: bytes) -> bool:
+        """Take the next bytes of the body; True once the body has ended."""
+        if self.ended or not self.trusted:
+            return self.ended and self.trusted
+        buf = self._line + data if self._line else data
+        pos, size = 0, len(buf)
+        while pos < size:
+            if self._left > 0:
+                step = min(self._left, size - pos)
+                pos += step
+                self._left -= step
+                continue
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            if self._left == 0:
+                text = buf[pos:eol].partition(b";")[0].strip(b" \t")
+                try:
+                    chunk = int(text, 16) if text and text.isalnum() else -1
+                except ValueError:
+                    chunk = -1
+                if chunk < 0:
+                    self.ended = True  # not a size: the parse will say so
+                    return True
+                self._left = chunk + 2 if chunk else -1
+            elif eol == pos:  # the empty line after the last chunk and any trailers
+                self.ended = True
+                return True
+            pos = eol + 2
+        self._line = buf[pos:]
+        if len(self._line) > _MAX_CHUNK_LINE + MAX_HEAD_BYTES:
+            self.ended = True  # past what the parser takes: let it refuse
+        return self.ended
 
 
 def _shown(path: str) -> str:

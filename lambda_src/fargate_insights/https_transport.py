@@ -19,9 +19,11 @@ bare-LF header lines, and 101 protocol switches (answers with those are errors, 
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Final, Protocol, TypeVar, overload
 
@@ -60,6 +62,8 @@ class Source(Protocol):
     """Where an answer's bytes come from: a connection, or bytes already received (`https_many`)."""
 
     def recv(self, amount: int, /) -> bytes: ...
+
+    def settimeout(self, value: float | None, /) -> None: ...
 
     def close(self) -> None: ...
 
@@ -106,7 +110,7 @@ class Headers(Mapping[str, str]):
 class Answer:
     """An HTTP answer whose body is still to be read; `close()` it exactly once (`contextlib.closing`)."""
 
-    __slots__ = ("_buf", "_keep_alive", "_left", "_mode", "_pool", "_sock", "headers", "status")
+    __slots__ = ("_buf", "_deadline", "_keep_alive", "_left", "_mode", "_pool", "_sock", "headers", "status")
 
     def __init__(
         self,
@@ -118,6 +122,7 @@ class Answer:
         mode: int,
         left: int,
         keep_alive: bool,
+        deadline: float | None = None,
     ) -> None:
         self.status = status
         self.headers = headers
@@ -127,11 +132,22 @@ class Answer:
         self._mode = mode
         self._left = left
         self._keep_alive = keep_alive
+        self._deadline = deadline  # time.monotonic() by which the whole request must be done, if any
 
     @property
     def reusable(self) -> bool:
         """Whether the answer has been read to its end and its connection may carry another."""
         return self._mode == _DONE and self._keep_alive and not self._buf
+
+    @property
+    def chunked(self) -> bool:
+        """Whether the body is still being read in chunked framing."""
+        return self._mode == _CHUNKED
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received past the header section and not yet consumed."""
+        return len(self._buf)
 
     def bytes_to_come(self) -> int | None:
         """How many body bytes are still to be received (past those already buffered), when the
@@ -174,7 +190,7 @@ class Answer:
     def _recv(self) -> bytes:
         if self._sock is None:
             raise _broken("read after close")
-        return self._sock.recv(_RECV_BYTES)
+        return _recv_before(self._sock, self._deadline)
 
     def _read_plain(self, amount: int) -> bytes:
         """Content-Length or read-to-close bodies."""
@@ -261,6 +277,44 @@ class Answer:
         return b"".join(out)
 
 
+def _recv_before(sock: Source, deadline: float | None) -> bytes:
+    """The next bytes, waiting no later than `deadline`: a socket timeout alone bounds each read, and a
+    server that trickles its answer would never trip it."""
+    if deadline is not None:
+        sock.settimeout(_remaining(deadline))
+    return sock.recv(_RECV_BYTES)
+
+
+def _remaining(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("the request's time ran out")
+    return remaining
+
+
+def idle_connection_usable(sock: ssl.SSLSocket) -> bool:
+    """Whether an idle keep-alive connection can carry another request: not when the server sent bytes
+    on it since its last answer (they would be read as the next answer) or closed it.
+
+    A TLS message without data (a TLS 1.3 session ticket or key update) leaves it usable; reading it
+    is how to tell. Leaves the socket non-blocking: the caller sets the mode it needs.
+    """
+    if sock.pending():
+        return False
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    if not poller.poll(0):
+        return True
+    sock.setblocking(False)
+    try:
+        sock.recv(1)
+    except ssl.SSLWantReadError:
+        return True  # only TLS's own messages had arrived
+    except (ssl.SSLError, OSError):
+        return False
+    return False  # data, or the end of the connection
+
+
 def _chunk_size(line: bytes) -> int:
     size = line.partition(b";")[0].strip(b" \t")
     if not size or len(size) > 15 or size.strip(_HEX):
@@ -298,6 +352,7 @@ class HttpsPool:
     def get(self, path: str, headers: dict[str, str], timeout_s: float) -> Answer:
         """Send a GET and read its status and headers."""
         request = self.encode_request(path, headers)
+        deadline = time.monotonic() + timeout_s  # for the whole request, from connecting to the last byte
         for attempt in (1, 2):
             # The retry after a stale idle connection takes a fresh one: idle connections age together,
             # so the next idle one is likely stale too, and two in a row would fail the request.
@@ -305,10 +360,10 @@ class HttpsPool:
             reused = sock is not None
             try:
                 if sock is None:
-                    sock = self._connect(timeout_s)
-                sock.settimeout(timeout_s)
+                    sock = self._connect(deadline)
+                sock.settimeout(_remaining(deadline))
                 sock.sendall(request)
-                answer = self.read_answer(sock)
+                answer = self.read_answer(sock, deadline=deadline)
             except STALE_CONNECTION_ERRORS as err:
                 if sock is not None:
                     sock.close()
@@ -362,27 +417,36 @@ class HttpsPool:
         return text.encode("latin-1")
 
     def take_idle(self) -> ssl.SSLSocket | None:
-        """An idle connection to reuse (the caller sets its timeout), or None."""
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return None
+        """An idle connection to reuse (the caller sets its blocking mode and timeout), or None; idle
+        connections the server wrote to or closed are dropped (`idle_connection_usable`)."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                sock = self._idle.pop()
+            if idle_connection_usable(sock):
+                return sock
+            sock.close()
 
-    def _connect(self, timeout_s: float) -> ssl.SSLSocket:
-        raw = socket.create_connection((self._host, self._port), min(CONNECT_TIMEOUT_MAX_S, timeout_s))
+    def _connect(self, deadline: float) -> ssl.SSLSocket:
+        raw = socket.create_connection(
+            (self._host, self._port), min(CONNECT_TIMEOUT_MAX_S, _remaining(deadline))
+        )
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.settimeout(_remaining(deadline))  # the handshake, within what is left of the request's time
             return self._context.wrap_socket(raw, server_hostname=self._host)  # handshake and verify
         except BaseException:
             raw.close()
             raise
 
-    def read_answer(self, sock: Source, owner: Owner | None = None) -> Answer:
+    def read_answer(self, sock: Source, owner: Owner | None = None, deadline: float | None = None) -> Answer:
         """Read the status line and headers (skipping interim 1xx answers) and decide the framing.
 
-        `owner` takes the connection back when the answer has been read (this pool by default).
+        `owner` takes the connection back when the answer has been read (this pool by default);
+        `deadline` (time.monotonic()) bounds every read of the answer, its body's included.
         """
-        buf = sock.recv(_RECV_BYTES)
+        buf = _recv_before(sock, deadline)
         if not buf:
             raise ServerClosed("the server closed the connection without answering")
         start = 0  # where the current header block begins in buf
@@ -394,7 +458,7 @@ class HttpsPool:
                     raise _broken("the answer's header section exceeds 64 KiB")
                 if buf.find(b"\n\n", start) >= 0:  # never in CRLF headers: waiting would end in a timeout
                     raise _broken("the answer's header lines end in bare LFs")
-                data = sock.recv(_RECV_BYTES)
+                data = _recv_before(sock, deadline)
                 if not data:
                     raise _broken("the connection closed in the middle of the answer's headers")
                 search = max(start, len(buf) - 3)
@@ -431,7 +495,7 @@ class HttpsPool:
             mode, left = _TO_CLOSE, 0
         if mode == _TO_CLOSE:
             keep_alive = False
-        return Answer(status, Headers(fields), sock, owner or self, rest, mode, left, keep_alive)
+        return Answer(status, Headers(fields), sock, owner or self, rest, mode, left, keep_alive, deadline)
 
 
 def _parse_head(block: bytes) -> tuple[str, int, dict[str, str]]:

@@ -40,6 +40,10 @@ NODE_LIST_ACCEPT: Final = "application/json;as=PartialObjectMetadataList;g=meta.
 # A Fargate node's payload is 100-200 KB; anything past this is not a real kubelet answer. The cap
 # bounds memory too: up to max_in_flight bodies (and their inflated copies) can be held at once.
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+# Waits between throttled LISTs: the server's Retry-After, but never less than this, doubling with each
+# 429 in a row (up to 8 s), so that `Retry-After: 0` is not a tight loop against a busy API server.
+MIN_RETRY_WAIT_S: Final = 0.5
+MAX_RETRY_BACKOFF_S: Final = 8.0
 # The reason of a node the API server no longer knows: its pod ended between the list and the scrape.
 NODE_GONE: Final = "node_gone"
 # Kubelets built with client_golang >= 1.24 (Kubernetes took it on 2026-07-21) answer with only the
@@ -100,7 +104,10 @@ class KubeClient:
         """Every Fargate node, following `continue` pagination; retries 429 within the deadline."""
         nodes: list[FargateNode] = []
         for page in self._pages("/api/v1/nodes", FARGATE_SELECTOR, deadline):
-            for item in page.get("items") or []:
+            items = page.get("items") or []
+            if not isinstance(items, list):
+                raise KubeApiError("bad_response", "GET /api/v1/nodes: `items` is not a list")
+            for item in items:
                 node = _fargate_node(item)
                 if node is not None:
                     nodes.append(node)
@@ -114,12 +121,17 @@ class KubeClient:
                 query["continue"] = token
             body = self._get_json(f"{path}?{urlencode(query)}", NODE_LIST_ACCEPT, deadline)
             yield body
-            token = (body.get("metadata") or {}).get("continue") or ""
-            if not token:
+            metadata = body.get("metadata") or {}
+            following = metadata.get("continue") if isinstance(metadata, dict) else None
+            if not following:
                 return
+            if not isinstance(following, str):
+                raise KubeApiError("bad_response", f"GET {path}: `metadata.continue` is not a string")
+            token = following
 
     def _get_json(self, path: str, accept: str, deadline: float) -> dict[str, Any]:
         renewed = False
+        throttled = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -132,7 +144,9 @@ class KubeClient:
                     self._invalidate_token()
                     continue
                 if status == 429:
-                    wait = _retry_after(response.headers.get("Retry-After"))
+                    backoff = min(MIN_RETRY_WAIT_S * 2**throttled, MAX_RETRY_BACKOFF_S)
+                    wait = max(_retry_after(response.headers.get("Retry-After")), backoff)
+                    throttled += 1
                     if time.monotonic() + wait < deadline:
                         self._sleep(wait)
                         continue
@@ -141,7 +155,7 @@ class KubeClient:
                 raw = self._read_capped(response, self._max_body)
             try:
                 parsed = json.loads(raw)
-            except ValueError as err:
+            except (ValueError, RecursionError) as err:  # RecursionError: nested past the parser's depth
                 raise KubeApiError("bad_response", f"GET {path}: the answer is not JSON") from err
             if not isinstance(parsed, dict):
                 raise KubeApiError("bad_response", f"GET {path}: the answer is not a JSON object")
@@ -288,7 +302,9 @@ def _retry_after(value: str | None) -> float:
 def _fargate_node(item: Any) -> FargateNode | None:
     if not isinstance(item, dict):
         return None
-    metadata = item.get("metadata") or {}
+    metadata = item.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
     name = metadata.get("name")
     labels = metadata.get("labels") or {}
     if not isinstance(name, str) or not name or not isinstance(labels, dict):

@@ -426,3 +426,71 @@ def test_when_no_address_answers_every_key_is_a_connect_timeout(server, blackhol
         assert isinstance(error, TransportError) and error.reason == "timeout"
         assert "could not connect" in str(error)
     pool.close()
+
+
+def test_an_idle_connection_the_server_wrote_to_is_not_reused_for_the_next_key(raw) -> None:
+    """Bytes that arrive on a kept connection after its answer would shift every later answer by one."""
+
+    def answer(text: bytes) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(text), text)
+
+    raw.answer([answer(b"payload-of-a"), answer(b"EXTRA")], pause_s=0.2)
+    raw.answer(answer(b"payload-of-b"))
+    raw.answer(answer(b"payload-of-c"))
+    pool = raw.pool()
+    try:
+        results: dict[str, bytes | Exception] = {}
+        for key in ("/node-a", "/node-b", "/node-c"):  # one at a time, as successive runs do
+            results.update(_results(_many(pool, [key], max_in_flight=1)))
+            time.sleep(0.4)
+    finally:
+        pool.close()
+    assert results == {"/node-a": b"payload-of-a", "/node-b": b"payload-of-b", "/node-c": b"payload-of-c"}
+
+
+@pytest.fixture
+def parses(monkeypatch) -> list[int]:
+    """How many times ManyGets parses what it has received (each parse replays the whole answer)."""
+    from fargate_insights import https_many
+
+    count = [0]
+    original = https_many.ManyGets._parse
+
+    def counting(self, exchange, eof):  # type: ignore[no-untyped-def]
+        count[0] += 1
+        return original(self, exchange, eof)
+
+    monkeypatch.setattr(https_many.ManyGets, "_parse", counting)
+    return count
+
+
+@pytest.mark.parametrize("pause_s", [0.0, 0.002])
+def test_chunk_data_ending_in_crlf_does_not_make_every_record_a_parse(raw, parses, pause_s) -> None:
+    """Each record then ends in CRLF CRLF, like a chunked body's end: the end is known from the framing,
+    so the answer is parsed for its header section and once more at its last chunk, in a burst of
+    records as in a trickle."""
+    records = 300
+    body = (b"2\r\n\r\n\r\n",) * records + (b"0\r\n\r\n",)
+    pieces: list[bytes | tuple[bytes, ...]] = [CHUNKED_HEAD]
+    pieces += [body] if not pause_s else list(body)
+    raw.answer(pieces, pause_s=pause_s or 0.2)
+    result = _raw_results(raw, ["/a"])["/a"]
+    assert result == b"\r\n" * records
+    assert parses[0] <= 3
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-record", "a-record-per-byte"])
+@pytest.mark.parametrize(
+    "ending",
+    [b"0\r\n\r\n", b"000;ext=1\r\nX-Trailer: a\r\nY: b\r\n\r\n"],
+    ids=["plain", "extensions-and-trailers"],
+)
+def test_the_end_of_a_chunked_body_is_found_however_its_framing_is_split(raw, parses, ending, split) -> None:
+    framing = b"5;x=y\r\nhello\r\n1A\r\n" + b"z" * 26 + b"\r\n" + ending
+    body: bytes | tuple[bytes, ...] = (
+        tuple(framing[i : i + 1] for i in range(len(framing))) if split else framing
+    )
+    raw.answer([CHUNKED_HEAD, body], pause_s=0.2)
+    result = _raw_results(raw, ["/a"], timeout_s=3.0)["/a"]
+    assert result == b"hello" + b"z" * 26
+    assert parses[0] <= 3

@@ -437,3 +437,53 @@ def test_requests_are_logged_at_debug_without_header_values(raw, caplog) -> None
     pool.close()
     assert "GET /metrics: HTTP 200" in caplog.text
     assert "secret-token" not in caplog.text
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_the_timeout_bounds_the_whole_request_not_each_read(raw, where) -> None:
+    """A server that trickles its answer (each byte well within the timeout) is cut at the timeout."""
+    body = b"0123456789"
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    if where == "headers":
+        pieces = [head[i : i + 4] for i in range(0, len(head), 4)] + [body]
+    else:
+        pieces = [head] + [body[i : i + 1] for i in range(len(body))]
+    raw.answer(pieces, pause_s=0.1)
+    pool = raw.pool()
+    started = time.monotonic()
+    with pytest.raises(TransportError) as raised:
+        answer = pool.get("/", {}, 0.35)
+        try:
+            answer.read(100)
+        finally:
+            answer.close()
+    assert raised.value.reason == "timeout"
+    assert time.monotonic() - started < 0.6
+    pool.close()
+
+
+def test_an_idle_connection_the_server_wrote_to_is_not_reused(raw) -> None:
+    """Bytes that came after an answer (here a whole second answer) must not be read as the next one."""
+
+    def answer(text: bytes) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(text), text)
+
+    raw.answer([answer(b"page-1"), answer(b"EXTRA")], pause_s=0.2)
+    raw.answer(answer(b"page-2"))
+    pool = raw.pool()
+    assert _fetch(pool) == b"page-1"
+    time.sleep(0.4)  # the extra answer arrives while the connection is idle
+    assert _fetch(pool) == b"page-2"
+    assert raw.connections == 2  # a fresh connection for the second request
+    pool.close()
+
+
+def test_an_idle_connection_is_still_reused_after_tls_session_tickets(raw) -> None:
+    """TLS 1.3 sends session tickets after the handshake: TLS's own messages, not bytes of an answer."""
+    pool = raw.pool()
+    for text in (b"one", b"two", b"three"):
+        raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(text), text))
+        assert _fetch(pool) == text
+        time.sleep(0.05)
+    assert raw.connections == 1
+    pool.close()

@@ -87,15 +87,18 @@ class RawTlsServer:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
         self.port = self._listener.getsockname()[1]
-        self.script: list[tuple[list[bytes], str, float]] = []
+        self.script: list[tuple[list[bytes | tuple[bytes, ...]], str, float]] = []
         self.requests: list[bytes] = []
         self.connections = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
-    def answer(self, data: bytes | list[bytes], after: str = "keep", pause_s: float = 0.0) -> None:
-        """Script the next answer; `pause_s` is slept before each piece after the first."""
+    def answer(
+        self, data: bytes | list[bytes | tuple[bytes, ...]], after: str = "keep", pause_s: float = 0.0
+    ) -> None:
+        """Script the next answer; `pause_s` is slept before each piece after the first. A piece that is
+        a tuple is sent as one TLS record per element, back to back."""
         self.script.append(([data] if isinstance(data, bytes) else data, after, pause_s))
 
     def pool(self, max_idle: int = 4) -> HttpsPool:
@@ -142,7 +145,8 @@ class RawTlsServer:
                     if index and pause_s:
                         time.sleep(pause_s)
                     try:
-                        tls.sendall(piece)
+                        for part in piece if isinstance(piece, tuple) else (piece,):
+                            tls.sendall(part)
                     except OSError:
                         return
                 if after == "unwrap":  # close_notify first; the client closes without answering it
