@@ -188,12 +188,24 @@ class Collector:
             )
         where = PodContext(cluster_name=self._cluster, node_name=scrape.node.name, host=scrape.node.hostname)
         for pod in extraction.pods.values():
-            metrics = compute(pod, self._state.counters, scrape.scraped_at_ms, self._state.last_run_ms)
-            document = self._builder.build(metrics, where)
-            if document is None:
-                report.pods_without_metrics += 1
+            try:
+                metrics = compute(pod, self._state.counters, scrape.scraped_at_ms, self._state.last_run_ms)
+                document = self._builder.build(metrics, where)
+                if document is None:
+                    report.pods_without_metrics += 1
+                    continue
+                self._sink(dumps(document), metrics)
+            except Exception as err:  # a bug must cost this pod's document, not the rest of the run
+                report.failures["unexpected"] += 1
+                logger.warning(
+                    "pod document failed",
+                    extra={
+                        "node": scrape.node.name,
+                        "reason": "unexpected",
+                        "error": f"{type(err).__name__}: {err}",
+                    },
+                )
                 continue
-            self._sink(dumps(document), metrics)
             report.pods_emitted += 1
 
 

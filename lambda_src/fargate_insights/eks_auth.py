@@ -22,8 +22,11 @@ TOKEN_PREFIX: Final = "k8s-aws-v1."  # noqa: S105 (a format prefix, not a secret
 CLUSTER_ID_HEADER: Final = "x-k8s-aws-id"
 # EKS accepts a token for 15 minutes after it was signed; renew with a wide margin.
 TOKEN_REFRESH_AFTER_S: Final = 10 * 60
-# eks:DescribeCluster attempts in all (the first and its retries).
+# eks:DescribeCluster attempts in all (the first and its retries), and each one's timeouts: fewer and
+# shorter when the function has less time (`describe_cluster`'s budget).
 DESCRIBE_CLUSTER_ATTEMPTS: Final = 4
+DESCRIBE_CONNECT_TIMEOUT_S: Final = 3.0
+DESCRIBE_READ_TIMEOUT_S: Final = 5.0
 
 
 class _NoCredentialsInBotocoreLogs(logging.Filter):
@@ -82,11 +85,9 @@ class TokenProvider:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._made_at = 0.0
-        self._sts = session.client(
-            "sts",
-            region_name=region,
-            endpoint_url=f"https://sts.{region}.amazonaws.com" if region else None,
-        )
+        # The regional STS endpoint, as botocore resolves it for the region's partition (a hand-made
+        # `sts.<region>.amazonaws.com` would be wrong in China and the isolated regions).
+        self._sts = session.client("sts", region_name=region)
         self._sts.meta.events.register("before-sign.sts.GetCallerIdentity", self._add_cluster_header)
 
     def _add_cluster_header(self, request: Any, **_: Any) -> None:
@@ -123,21 +124,27 @@ class TokenProvider:
         return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
 
 
-def describe_cluster(session: Any, cluster_name: str, region: str | None) -> ClusterAccess:
-    """Endpoint and CA from eks:DescribeCluster, with errors that say what to fix."""
+def describe_cluster(
+    session: Any, cluster_name: str, region: str | None, budget_s: float | None = None
+) -> ClusterAccess:
+    """Endpoint and CA from eks:DescribeCluster, with errors that say what to fix.
+
+    `budget_s`: the time the call may take in all, retries included (the function's remaining time).
+    """
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     # Throttling and transient errors are retried with botocore's jittered exponential back-off. Bounded
-    # so that even the worst case (every attempt timing out, longest back-offs) ends well inside the
-    # function's timeout with this message, rather than as a Lambda timeout that says nothing.
+    # so that even the worst case (every attempt timing out, back-offs of up to 1, 2 and 4 s) ends
+    # inside the budget with this message, rather than as a Lambda timeout that says nothing.
+    attempts, connect_s, read_s = _describe_limits(budget_s)
     eks = session.client(
         "eks",
         region_name=region,
         config=Config(
-            retries={"mode": "standard", "total_max_attempts": DESCRIBE_CLUSTER_ATTEMPTS},
-            connect_timeout=3,
-            read_timeout=5,
+            retries={"mode": "standard", "total_max_attempts": attempts},
+            connect_timeout=connect_s,
+            read_timeout=read_s,
         ),
     )
     try:
@@ -160,8 +167,9 @@ def describe_cluster(session: Any, cluster_name: str, region: str | None) -> Clu
             ) from err
         if code in ("ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"):
             raise ConfigurationError(
-                f"eks:DescribeCluster failed for {cluster_name!r}: {code} after {DESCRIBE_CLUSTER_ATTEMPTS} "
-                "attempts: the next invocation tries again; to avoid the call, set CLUSTER_ENDPOINT and "
+                f"eks:DescribeCluster failed for {cluster_name!r}: {code} after {attempts} "
+                f"attempt{'s' if attempts > 1 else ''}: the next invocation tries again; to avoid the call, "
+                "set CLUSTER_ENDPOINT and "
                 "CLUSTER_CA_DATA."
             ) from err
         raise ConfigurationError(f"eks:DescribeCluster failed for {cluster_name!r}: {code or err}") from err
@@ -181,3 +189,16 @@ def describe_cluster(session: Any, cluster_name: str, region: str | None) -> Clu
         endpoint=validate_endpoint(endpoint, "DescribeCluster endpoint"),
         ca_pem=decode_ca_data(ca_data, "DescribeCluster certificateAuthority.data"),
     )
+
+
+def _describe_limits(budget_s: float | None) -> tuple[int, float, float]:
+    """Attempts and per-attempt connect and read timeouts whose worst case fits in `budget_s`."""
+    per_attempt = DESCRIBE_CONNECT_TIMEOUT_S + DESCRIBE_READ_TIMEOUT_S
+    if budget_s is None:
+        return DESCRIBE_CLUSTER_ATTEMPTS, DESCRIBE_CONNECT_TIMEOUT_S, DESCRIBE_READ_TIMEOUT_S
+    for attempts in range(DESCRIBE_CLUSTER_ATTEMPTS, 1, -1):
+        backoffs = float(2 ** (attempts - 1) - 1)  # 1 + 2 + 4 s at most between the attempts
+        if attempts * per_attempt + backoffs <= budget_s:
+            return attempts, DESCRIBE_CONNECT_TIMEOUT_S, DESCRIBE_READ_TIMEOUT_S
+    share = max(0.1, budget_s) / per_attempt  # one attempt, its timeouts cut to the budget
+    return 1, DESCRIBE_CONNECT_TIMEOUT_S * min(1.0, share), DESCRIBE_READ_TIMEOUT_S * min(1.0, share)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -61,7 +62,12 @@ class Settings:
 def validate_endpoint(endpoint: str, setting: str) -> str:
     """Only an https URL with a host: TLS to the API server is never optional."""
     parts = urlsplit(endpoint)
-    if parts.scheme != "https" or not parts.hostname:
+    try:
+        parts.port  # noqa: B018 (read for its check: a port that is not a number raises)
+        valid = parts.scheme == "https" and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
         raise ConfigurationError(
             f"{setting}={endpoint!r} is not an https URL: use the cluster endpoint as "
             "`aws eks describe-cluster` prints it, e.g. https://ABC123.gr7.us-east-1.eks.amazonaws.com"
@@ -78,11 +84,15 @@ def decode_ca_data(ca_data: str, setting: str) -> str:
             f"{setting} is not valid base64: use certificateAuthority.data from "
             "`aws eks describe-cluster` unchanged"
         ) from err
-    if "-----BEGIN CERTIFICATE-----" not in pem:
+    try:
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise ValueError("no PEM certificate")
+        ssl.create_default_context(cadata=pem)  # what the API client will do with it
+    except (ssl.SSLError, ValueError) as err:
         raise ConfigurationError(
             f"{setting} does not decode to a PEM certificate: use certificateAuthority.data from "
-            "`aws eks describe-cluster` unchanged"
-        )
+            f"`aws eks describe-cluster` unchanged ({err})"
+        ) from err
     return pem
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from typing import Any, Final, Protocol
 
 from .collector import CollectorState
@@ -24,6 +25,8 @@ FORMAT_VERSION: Final = 1
 S3_CONNECT_TIMEOUT_S: Final = 1.0
 S3_READ_TIMEOUT_S: Final = 1.0
 S3_ATTEMPTS: Final = 2
+# The longest one S3 call can take with those settings: a save starts a call only with this much time left.
+S3_CALL_WORST_CASE_S: Final = S3_ATTEMPTS * (S3_CONNECT_TIMEOUT_S + S3_READ_TIMEOUT_S)
 
 
 def s3_client(session: Any) -> Any:
@@ -43,7 +46,7 @@ def s3_client(session: Any) -> Any:
 class StateStore(Protocol):
     def load(self) -> CollectorState | None: ...
 
-    def save(self, state: CollectorState) -> None: ...
+    def save(self, state: CollectorState, deadline: float | None = None) -> None: ...
 
 
 class S3StateStore:
@@ -59,10 +62,13 @@ class S3StateStore:
         remote = self._get()
         return remote[0] if remote is not None else None
 
-    def save(self, state: CollectorState) -> None:
+    def save(self, state: CollectorState, deadline: float | None = None) -> None:
+        """Write the state; `deadline` (time.monotonic()): start no S3 call that could end past it."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         for _attempt in range(3):
+            if self._out_of_time(deadline, calls=1):
+                return
             try:
                 body = encode(state)
             except ValueError as err:  # a value JSON cannot hold; decode() and the rates never keep one
@@ -80,6 +86,8 @@ class S3StateStore:
                     409,
                     412,
                 ):
+                    if self._out_of_time(deadline, calls=2):  # a read, then the write again
+                        return
                     remote = self._get()  # someone else wrote: merge and try again
                     self._etag = remote[1] if remote is not None else None
                     if remote is not None:
@@ -93,6 +101,12 @@ class S3StateStore:
             self._etag = answer.get("ETag")
             return
         logger.warning("state not saved: concurrent writers kept changing it", extra={"bucket": self._bucket})
+
+    def _out_of_time(self, deadline: float | None, calls: int) -> bool:
+        if deadline is None or time.monotonic() + calls * S3_CALL_WORST_CASE_S <= deadline:
+            return False
+        logger.warning("state not saved: too little time left", extra={"bucket": self._bucket})
+        return True
 
     def _get(self) -> tuple[CollectorState, str | None] | None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -358,7 +358,7 @@ def test_describe_cluster_throttled_is_retried_with_backoff(
 ):
     describe_cluster_serves(sim)
     sleeps = _throttle_describe_cluster(monkeypatch, times=3)
-    summary, lines = invoke(handler_module, capsys)
+    summary, lines = invoke(handler_module, capsys, timeout_s=50.0)  # the stack's default timeout
     assert len(sleeps) == 3  # three throttled attempts, each followed by a back-off, then the answer
     assert all(0 <= s <= 2**i for i, s in enumerate(sleeps))  # jittered exponential back-off
     _all_pods_emitted(sim, summary, lines)
@@ -373,10 +373,29 @@ def test_describe_cluster_throttled_for_good_fails_with_a_fix(
         handler_module,
         capsys,
         r"eks:DescribeCluster failed for 'e2e': ThrottlingException after 4 attempts.*CLUSTER_ENDPOINT",
+        timeout_s=50.0,
     )
     assert len(sleeps) == 3  # four attempts in all, with a back-off before each retry
     assert sum(sleeps) <= 1 + 2 + 4  # the back-off is bounded: well inside the function's timeout
     assert sim.stats.requests == 0
+
+
+@pytest.mark.parametrize(("timeout_s", "attempts"), [(30.0, 3), (20.0, 2), (12.0, 1)])
+def test_describe_cluster_tries_only_what_fits_in_the_functions_time(
+    sim, describe_cluster_serves, handler_module, capsys, monkeypatch, timeout_s, attempts
+):
+    """Every attempt may take its connect and read timeouts (3 + 5 s) and the back-offs between them:
+    a shorter function timeout gets fewer attempts, so the error is logged before Lambda stops it."""
+    describe_cluster_serves(sim)
+    sleeps = _throttle_describe_cluster(monkeypatch, times=100)
+    plural = "s" if attempts > 1 else ""
+    _failed_run(
+        handler_module,
+        capsys,
+        rf"ThrottlingException after {attempts} attempt{plural}:",
+        timeout_s=timeout_s,
+    )
+    assert len(sleeps) == attempts - 1
 
 
 def test_node_gone_between_list_and_scrape(sim, use_cluster, handler_module, capsys, monkeypatch):
@@ -437,3 +456,131 @@ def test_a_bug_while_scraping_one_node_costs_that_node_only(
     assert len(pod_documents(lines)) == len(sim.pods) - 1
     failure = next(json.loads(line) for line in lines if '"node scrape failed"' in line)
     assert failure["reason"] == "unexpected" and "RuntimeError: a bug" in failure["error"]
+
+
+def test_a_bug_while_handling_one_pod_costs_that_pods_document_only(
+    sim, use_cluster, handler_module, capsys, monkeypatch
+):
+    """An exception while computing, building or writing one pod's document: the others are written,
+    the state and health are still reported."""
+    from fargate_insights import collector
+
+    use_cluster(sim)
+    real_compute = collector.compute
+    calls = []
+
+    def compute_failing_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("a bug")
+        return real_compute(*args, **kwargs)
+
+    monkeypatch.setattr(collector, "compute", compute_failing_once)
+    summary, lines = invoke(handler_module, capsys)
+    assert summary["failures_by_reason"] == {"unexpected": 1}
+    assert summary["pods_emitted"] == len(sim.pods) - 1
+    assert len(pod_documents(lines)) == len(sim.pods) - 1
+    assert health_document(lines)["PodsEmitted"] == len(sim.pods) - 1
+    failure = next(json.loads(line) for line in lines if '"pod document failed"' in line)
+    assert "RuntimeError: a bug" in failure["error"]
+
+
+def test_an_unexpected_error_is_still_logged_and_reported_as_a_failed_run(
+    sim, use_cluster, handler_module, capsys, monkeypatch
+):
+    from fargate_insights import collector
+
+    use_cluster(sim)
+
+    def broken_run(self, deadline):  # type: ignore[no-untyped-def]
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(collector.Collector, "run", broken_run)
+    with pytest.raises(KeyError):
+        handler_module.lambda_handler({}, LambdaContext())
+    lines = capsys.readouterr().out.splitlines()
+    error = next(json.loads(line) for line in lines if '"collection failed"' in line)
+    assert error["error_type"] == "KeyError" and "unexpected error: KeyError" in error["error"]
+    assert health_document(lines)["ScrapeFailures"] == 1
+
+
+def test_the_state_save_never_runs_past_the_functions_timeout(
+    credentials, use_cluster, handler_module, capsys, monkeypatch
+):
+    """One node hangs, so the collection takes all its time; S3 never answers. The save must not start
+    a call it cannot finish: the summary and health metrics come before Lambda's timeout."""
+    monkeypatch.setenv("REQUEST_TIMEOUT_SECONDS", "9")
+    faults = Faults(timeout_s=60.0)
+    with (
+        SimulatedCluster(
+            cluster_name=CLUSTER, pods=4, seed=3, clock=_clock(), credentials=credentials, faults=faults
+        ) as sim,
+        socket.socket() as silent,
+    ):
+        sim.set_node_fault(sim.pods[0].node_name, "timeout")
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel accepts the connections; nothing ever answers on them
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("STATE_BUCKET", "state")
+        use_cluster(sim)
+        lambda_timeout_s = 12.0
+        started = time.monotonic()
+        summary, lines = invoke(handler_module, capsys, timeout_s=lambda_timeout_s)
+        elapsed = time.monotonic() - started
+    assert elapsed < lambda_timeout_s
+    assert summary["pods_emitted"] == len(sim.pods) - 1
+    assert health_document(lines)["PodsEmitted"] == len(sim.pods) - 1
+    assert any('"run summary"' in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        (
+            "CLUSTER_CA_DATA",
+            "-----BEGIN CERTIFICATE-----\nMIIBnotreallyacert\n-----END CERTIFICATE-----\n",
+            "PEM",
+        ),
+        ("CLUSTER_ENDPOINT", "https://127.0.0.1:443x", "not an https URL"),
+    ],
+    ids=["a-certificate-that-is-not-one", "a-port-that-is-not-a-number"],
+)
+def test_configuration_that_cannot_be_used_fails_with_a_fix(
+    sim, use_cluster, handler_module, capsys, monkeypatch, setting, value, message
+):
+    import base64
+
+    use_cluster(sim)
+    if setting == "CLUSTER_CA_DATA":
+        value = base64.b64encode(value.encode()).decode()
+    monkeypatch.setenv(setting, value)
+    lines = _failed_run(handler_module, capsys, message)  # raised, and logged as "collection failed"
+    error = next(json.loads(line) for line in lines if '"collection failed"' in line)
+    assert error["error_type"] == "ConfigurationError" and "describe-cluster" in error["error"]
+
+
+def test_a_cluster_recreated_under_the_same_name_is_found_again(
+    credentials, describe_cluster_serves, handler_module, capsys
+):
+    """A warm environment described the cluster once; once its endpoint stops answering, the next run
+    describes it again and follows it (while the counter history held in memory is kept)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.eks.models import eks_backends
+
+    from .conftest import REGION
+
+    clock = _clock()
+    old = SimulatedCluster(cluster_name=CLUSTER, pods=2, seed=1, clock=clock, credentials=credentials).start()
+    describe_cluster_serves(old)
+    summary, _ = invoke(handler_module, capsys)
+    assert summary["pods_emitted"] == 2
+    state = handler_module._environment.state
+    old.stop()
+    with SimulatedCluster(cluster_name=CLUSTER, pods=2, seed=2, clock=clock, credentials=credentials) as new:
+        cluster = eks_backends[DEFAULT_ACCOUNT_ID][REGION].clusters[CLUSTER]
+        cluster.endpoint, cluster.certificate_authority = new.endpoint, {"data": new.ca_data}
+        with pytest.raises(Exception, match="could not be reached"):
+            handler_module.lambda_handler({}, LambdaContext())
+        summary, _ = invoke(handler_module, capsys)
+        assert summary["pods_emitted"] == 2 and new.stats.requests > 0
+        assert handler_module._environment.state is state
