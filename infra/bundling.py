@@ -2,12 +2,15 @@
 
 The function runs Python 3.13 on arm64 (Graviton), so dependencies come as manylinux aarch64 wheels for
 CPython 3.13 whatever machine synthesizes, and bytecode is compiled here because Lambda's /var/task is
-read-only (without .pyc files every cold start compiles the imports again).
+read-only (without .pyc files every cold start compiles the imports again). The bytecode is checked
+against nothing: the CDK CLI zips every file with a 1980 timestamp, so .pyc files that compare their
+source's modification time would all be stale in Lambda and ignored.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -155,9 +158,24 @@ def build_package(source_dir: Path, out: Path, python: str | None = None) -> Non
     for module in package_modules(package_dir):
         shutil.copy2(module, target / module.name)
     _run(
-        [interpreter, "-m", "compileall", "-q", "-j", "0", str(out)],
+        [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(out)],
         f"bytecode compilation with {interpreter}",
     )
+
+
+def package_hash(source_dir: Path) -> str:
+    """The asset's hash: whatever the build reads, so that any change to it builds and ships anew.
+
+    CDK's default hashes the source directory only: a change to this module (how the package is built)
+    would keep the old hash, and with it the old package in the bootstrap bucket.
+    """
+    digest = hashlib.sha256()
+    digest.update(f"{TARGET_PYTHON}|{PIP_PLATFORM}".encode())
+    inputs = [Path(__file__), source_dir / "requirements.txt", *package_modules(source_dir / PACKAGE)]
+    for path in inputs:
+        digest.update(path.relative_to(path.parent.parent).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def bundle_size(paths: Iterable[Path]) -> int:

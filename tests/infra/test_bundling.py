@@ -118,6 +118,34 @@ def test_real_bundle(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
         )
 
 
+def test_bytecode_is_used_whatever_the_files_dates(bundle: Path) -> None:
+    """The CDK CLI zips every file dated 1980-01-01: bytecode that checks its source's modification time
+    would be stale in Lambda, and every cold start would compile the imports again (PEP 552 flags:
+    1 = hash-based, source not checked)."""
+    pycs = list(bundle.rglob("*.pyc"))
+    assert pycs
+    flags = {int.from_bytes(pyc.read_bytes()[4:8], "little") for pyc in pycs}
+    assert flags == {1}
+
+
+def test_the_assets_hash_covers_how_it_is_built(tmp_path: Path) -> None:
+    """A change to the build (this module), to a pinned version or to a shipped module gives a new hash;
+    a module the package does not ship does not."""
+    from infra import bundling
+
+    source = tmp_path / "lambda_src"
+    shutil.copytree(LAMBDA_SRC, source, ignore=shutil.ignore_patterns("__pycache__"))
+    before = bundling.package_hash(source)
+    (source / PACKAGE_DIR.name / "demo.py").write_text("# not shipped\n")
+    assert bundling.package_hash(source) == before
+    (source / "requirements.txt").write_text((source / "requirements.txt").read_text() + "# pinned\n")
+    after_requirements = bundling.package_hash(source)
+    assert after_requirements != before
+    handler = source / PACKAGE_DIR.name / "handler.py"
+    handler.write_text(handler.read_text() + "\n# changed\n")
+    assert bundling.package_hash(source) != after_requirements
+
+
 @pytest.mark.slow
 def test_bundled_handler_imports_from_the_bundle(bundle: Path, tmp_path: Path) -> None:
     """Pruning removed nothing the handler needs (boto3 comes from this venv, as from the runtime).
