@@ -158,26 +158,15 @@ class Collector:
                 report.nodes_gone += 1
                 logger.info("node gone before its scrape", extra={"node": scrape.node.name})
                 return
-            report.failures[scrape.error.reason] += 1
-            logger.warning(
-                "node scrape failed",
-                extra={"node": scrape.node.name, "reason": scrape.error.reason, "error": str(scrape.error)},
-            )
+            _count_failure(report, scrape.node.name, scrape.error.reason, str(scrape.error))
             return
         extraction = scrape.extraction
         assert extraction is not None
         if not extraction.pods:
             # A Fargate node runs exactly one pod: an answer without one is not a usable scrape, and
             # counting it as scraped would make the pod vanish from the metrics without a trace.
-            report.failures["no_pod_series"] += 1
-            logger.warning(
-                "node scrape failed",
-                extra={
-                    "node": scrape.node.name,
-                    "reason": "no_pod_series",
-                    "error": f"the answer has no pod series ({extraction.malformed_lines} malformed lines)",
-                },
-            )
+            error = f"the answer has no pod series ({extraction.malformed_lines} malformed lines)"
+            _count_failure(report, scrape.node.name, "no_pod_series", error)
             return
         report.nodes_scraped += 1
         report.malformed_lines += extraction.malformed_lines
@@ -196,17 +185,18 @@ class Collector:
                     continue
                 self._sink(dumps(document), metrics)
             except Exception as err:  # a bug must cost this pod's document, not the rest of the run
-                report.failures["unexpected"] += 1
-                logger.warning(
-                    "pod document failed",
-                    extra={
-                        "node": scrape.node.name,
-                        "reason": "unexpected",
-                        "error": f"{type(err).__name__}: {err}",
-                    },
-                )
+                error = f"{type(err).__name__}: {err}"
+                _count_failure(report, scrape.node.name, "unexpected", error, "pod document failed")
                 continue
             report.pods_emitted += 1
+
+
+def _count_failure(
+    report: RunReport, node: str, reason: str, error: str, message: str = "node scrape failed"
+) -> None:
+    """A node (or one of its pods) lost: counted under its reason, and logged with what went wrong."""
+    report.failures[reason] += 1
+    logger.warning(message, extra={"node": node, "reason": reason, "error": error})
 
 
 _ACCESS_FAILURES = frozenset({"http_401", "http_403", "tls"})

@@ -15,7 +15,7 @@ from fargate_insights.https_many import Again, ManyGets
 from fargate_insights.https_transport import Answer, HttpsPool, TransportError
 from fargate_sim.tls import generate
 
-from .tls_servers import BODY, CHUNKED_HEAD, RawTlsServer, TlsServer, chunked
+from .tls_servers import BODY, CHUNKED_HEAD, RawTlsServer, TlsServer, chunked, length_answer
 
 
 def _pool(srv: TlsServer, ca: str) -> HttpsPool:
@@ -431,12 +431,9 @@ def test_when_no_address_answers_every_key_is_a_connect_timeout(server, blackhol
 def test_an_idle_connection_the_server_wrote_to_is_not_reused_for_the_next_key(raw) -> None:
     """Bytes that arrive on a kept connection after its answer would shift every later answer by one."""
 
-    def answer(text: bytes) -> bytes:
-        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(text), text)
-
-    raw.answer([answer(b"payload-of-a"), answer(b"EXTRA")], pause_s=0.2)
-    raw.answer(answer(b"payload-of-b"))
-    raw.answer(answer(b"payload-of-c"))
+    raw.answer([length_answer(b"payload-of-a"), length_answer(b"EXTRA")], pause_s=0.2)
+    raw.answer(length_answer(b"payload-of-b"))
+    raw.answer(length_answer(b"payload-of-c"))
     pool = raw.pool()
     try:
         results: dict[str, bytes | Exception] = {}

@@ -14,7 +14,7 @@ import pytest
 from fargate_insights.https_transport import HttpsPool, TransportError
 from fargate_sim.tls import generate
 
-from .tls_servers import BODY, CHUNKED_HEAD, TlsServer, chunked
+from .tls_servers import BODY, CHUNKED_HEAD, TlsServer, chunked, length_answer
 
 
 def _pool(srv: TlsServer, ca: str, max_idle: int = 4) -> HttpsPool:
@@ -465,11 +465,8 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(raw, where) -> None:
 def test_an_idle_connection_the_server_wrote_to_is_not_reused(raw) -> None:
     """Bytes that came after an answer (here a whole second answer) must not be read as the next one."""
 
-    def answer(text: bytes) -> bytes:
-        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(text), text)
-
-    raw.answer([answer(b"page-1"), answer(b"EXTRA")], pause_s=0.2)
-    raw.answer(answer(b"page-2"))
+    raw.answer([length_answer(b"page-1"), length_answer(b"EXTRA")], pause_s=0.2)
+    raw.answer(length_answer(b"page-2"))
     pool = raw.pool()
     assert _fetch(pool) == b"page-1"
     time.sleep(0.4)  # the extra answer arrives while the connection is idle
@@ -482,7 +479,7 @@ def test_an_idle_connection_is_still_reused_after_tls_session_tickets(raw) -> No
     """TLS 1.3 sends session tickets after the handshake: TLS's own messages, not bytes of an answer."""
     pool = raw.pool()
     for text in (b"one", b"two", b"three"):
-        raw.answer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(text), text))
+        raw.answer(length_answer(text))
         assert _fetch(pool) == text
         time.sleep(0.05)
     assert raw.connections == 1

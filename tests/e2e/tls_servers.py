@@ -165,3 +165,8 @@ def chunked(body: bytes, size: int) -> bytes:
 
 
 CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def length_answer(body: bytes) -> bytes:
+    """A 200 answer framed by its Content-Length."""
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
