@@ -12,6 +12,7 @@ from typing import cast
 from aws_cdk import (
     Acknowledgment,
     ArnFormat,
+    AssetHashType,
     Aws,
     BundlingOptions,
     CfnOutput,
@@ -36,7 +37,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.bundling import LocalPythonBundler
+from infra.bundling import LocalPythonBundler, package_hash
 from infra.names import LAMBDA_SRC, names
 from infra.settings import DEFAULT_KUBERNETES_GROUP, RETENTION_DAYS, CollectorSettings
 
@@ -46,6 +47,8 @@ POWERTOOLS_SERVICE_NAME = "fargate-insights"
 MAX_EVENT_AGE = Duration.seconds(60)
 # Alarm when runs use more than this share of the timeout: the next step is lost data.
 DURATION_ALARM_SHARE = 0.8
+# Alarms count runs: this many schedule periods are evaluated, each holding one run.
+ALARM_EVALUATION_RUNS = 5
 # The Container Insights dimension set that aggregates every Fargate pod of a cluster.
 FARGATE_LAUNCH_TYPE = "fargate"
 POD_METRICS = (
@@ -208,6 +211,16 @@ class FargateInsightsCollector(Construct):
                     resources=[self.state_bucket.arn_for_objects(s.state_key)],
                 )
             )
+            statements.append(
+                iam.PolicyStatement(
+                    sid="FindCounterState",
+                    # Without it S3 answers a missing state object (the first run) with 403 AccessDenied
+                    # instead of 404; listing is limited to the state key itself.
+                    actions=["s3:ListBucket"],
+                    resources=[self.state_bucket.bucket_arn],
+                    conditions={"StringEquals": {"s3:prefix": s.state_key}},
+                )
+            )
         if self.vpc_config is not None:
             statements.append(
                 iam.PolicyStatement(
@@ -367,90 +380,104 @@ class FargateInsightsCollector(Construct):
 
     # Operations ----------------------------------------------------------------------------------------
 
+    @property
+    def run_period(self) -> Duration:
+        """The schedule interval: one run, so one data point, per period (a shorter one is mostly empty)."""
+        return Duration.minutes(self.settings.schedule_minutes)
+
     def health_metric(self, name: str, statistic: str = "Sum") -> cloudwatch.Metric:
-        """One of the function's own health metrics for this cluster."""
+        """One of the function's own health metrics for this cluster, one run per period."""
         return cloudwatch.Metric(
             namespace=names.HEALTH_NAMESPACE,
             metric_name=name,
             dimensions_map={names.HEALTH_DIMENSION: self.settings.cluster_name},
             statistic=statistic,
-            period=Duration.minutes(1),
+            period=self.run_period,
         )
 
     def pod_metric(self, name: str, statistic: str = "Average") -> cloudwatch.Metric:
-        """A Container Insights pod metric aggregated over the cluster's Fargate pods."""
+        """A Container Insights pod metric aggregated over the cluster's Fargate pods, one run per period."""
         return cloudwatch.Metric(
             namespace=names.CI_NAMESPACE,
             metric_name=name,
             dimensions_map={"ClusterName": self.settings.cluster_name, "LaunchType": FARGATE_LAUNCH_TYPE},
             statistic=statistic,
-            period=Duration.minutes(1),
+            period=self.run_period,
         )
 
     def _alarms(self) -> list[cloudwatch.Alarm]:
-        """Failing runs, persistent scrape failures, runs near the timeout (and, opt-in, no pods)."""
+        """Failing, silent, dropped or slow runs, persistent scrape failures (and, opt-in, no pods).
+
+        Every period is one schedule interval, so "3 of 5" means three of the last five runs whatever
+        scheduleMinutes is.
+        """
         s = self.settings
-        one_minute = Duration.minutes(1)
+        runs = ALARM_EVALUATION_RUNS
         alarms = [
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "ErrorsAlarm",
-                alarm_description=(
-                    f"Fargate Insights collector for {s.cluster_name} failed in 3 of the last 5 minutes: "
-                    "no pod metrics are being written. See the function's logs."
-                ),
-                metric=self.function.metric_errors(period=one_minute, statistic="Sum"),
+                f"Fargate Insights collector for {s.cluster_name} failed in 3 of the last {runs} runs: "
+                "no pod metrics are being written. See the function's logs.",
+                self.function.metric_errors(period=self.run_period, statistic="Sum"),
                 threshold=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=5,
-                datapoints_to_alarm=3,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                datapoints=3,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
+                "NotReportingAlarm",
+                f"No run of the Fargate Insights collector for {s.cluster_name} reported its health in "
+                f"the last {runs} schedule periods ({runs * s.schedule_minutes} min): check that its "
+                "schedule rule is enabled, the function's Invocations and Errors, and that the log group "
+                f"it writes to ({s.log_group_name}) exists: without it every line is lost, health "
+                "metrics included, while runs succeed.",
+                self.health_metric(names.METRIC_RUN_DURATION, "SampleCount"),
+                threshold=1,
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                datapoints=runs,
+                missing=cloudwatch.TreatMissingData.BREACHING,
+            ),
+            self._alarm(
+                "AsyncEventsDroppedAlarm",
+                f"Scheduled runs of the Fargate Insights collector for {s.cluster_name} were dropped in "
+                f"3 of the last {runs} schedule periods: a run was still going when the next was due, or "
+                "the function was throttled. Check the DurationAlarm and the function's Throttles.",
+                self.function.metric("AsyncEventsDropped", period=self.run_period, statistic="Sum"),
+                threshold=1,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                datapoints=3,
+            ),
+            self._alarm(
                 "ScrapeFailuresAlarm",
-                alarm_description=(
-                    f"Nodes of {s.cluster_name} failed to scrape in each of the last 5 minutes "
-                    f"(more than {s.scrape_failure_alarm_threshold} a minute): check RBAC (nodes/proxy) "
-                    "and the API server."
-                ),
-                metric=self.health_metric(names.METRIC_SCRAPE_FAILURES),
+                f"Nodes of {s.cluster_name} failed to scrape in each of the last {runs} runs "
+                f"(more than {s.scrape_failure_alarm_threshold} a run): check RBAC (nodes/proxy) "
+                "and the API server.",
+                self.health_metric(names.METRIC_SCRAPE_FAILURES),
                 threshold=s.scrape_failure_alarm_threshold,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=5,
-                datapoints_to_alarm=5,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                datapoints=runs,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "DurationAlarm",
-                alarm_description=(
-                    f"Collector runs for {s.cluster_name} use more than {DURATION_ALARM_SHARE:.0%} of the "
-                    f"{s.timeout_seconds} s timeout: raise memorySize or maxInFlight before runs time out."
-                ),
-                metric=self.function.metric_duration(period=one_minute, statistic="Maximum"),
+                f"Collector runs for {s.cluster_name} used more than {DURATION_ALARM_SHARE:.0%} of the "
+                f"{s.timeout_seconds} s timeout in 3 of the last {runs} runs: raise memorySize or "
+                "maxInFlight before runs time out.",
+                self.function.metric_duration(period=self.run_period, statistic="Maximum"),
                 threshold=s.timeout_seconds * 1000 * DURATION_ALARM_SHARE,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=5,
-                datapoints_to_alarm=3,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                datapoints=3,
             ),
         ]
         if s.no_pods_alarm:
             alarms.append(
-                cloudwatch.Alarm(
-                    self,
+                self._alarm(
                     "NoPodsAlarm",
-                    alarm_description=(
-                        f"No Fargate pod of {s.cluster_name} was reported for 5 minutes "
-                        "(or the collector stopped reporting)."
-                    ),
-                    metric=self.health_metric(names.METRIC_PODS_EMITTED),
+                    f"No Fargate pod of {s.cluster_name} was reported in the last {runs} runs "
+                    "(or the collector stopped reporting).",
+                    self.health_metric(names.METRIC_PODS_EMITTED),
                     threshold=1,
-                    comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                    evaluation_periods=5,
-                    datapoints_to_alarm=5,
-                    treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+                    comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                    datapoints=runs,
+                    missing=cloudwatch.TreatMissingData.BREACHING,
                 )
             )
         if self.alarm_topic is not None:
@@ -459,6 +486,30 @@ class FargateInsightsCollector(Construct):
                 alarm.add_alarm_action(action)
                 alarm.add_ok_action(action)
         return alarms
+
+    def _alarm(
+        self,
+        construct_id: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        comparison: cloudwatch.ComparisonOperator,
+        datapoints: int,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> cloudwatch.Alarm:
+        """An alarm over the last ALARM_EVALUATION_RUNS periods of its metric (one run each)."""
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=ALARM_EVALUATION_RUNS,
+            datapoints_to_alarm=datapoints,
+            treat_missing_data=missing,
+        )
 
     def _dashboard(self) -> cloudwatch.Dashboard:
         """Pod metrics of the cluster's Fargate pods next to the collector's own health."""
@@ -475,10 +526,11 @@ class FargateInsightsCollector(Construct):
                         expression=(
                             "SEARCH('{" + names.CI_NAMESPACE + ",ClusterName,LaunchType,Namespace} "
                             f'MetricName="{metric}" ClusterName="{s.cluster_name}" '
-                            f"LaunchType=\"{FARGATE_LAUNCH_TYPE}\"', 'Average', 60)"
+                            f"LaunchType=\"{FARGATE_LAUNCH_TYPE}\"', 'Average', "
+                            f"{self.run_period.to_seconds():.0f})"
                         ),
                         label="",
-                        period=Duration.minutes(1),
+                        period=self.run_period,
                     )
                 ],
                 width=12,
@@ -509,7 +561,7 @@ class FargateInsightsCollector(Construct):
                 title="Collector: run duration (ms)",
                 left=[
                     self.health_metric(names.METRIC_RUN_DURATION, "Maximum"),
-                    self.function.metric_duration(period=Duration.minutes(1), statistic="Maximum"),
+                    self.function.metric_duration(period=self.run_period, statistic="Maximum"),
                 ],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(value=s.timeout_seconds * 1000, label="timeout"),
@@ -520,8 +572,8 @@ class FargateInsightsCollector(Construct):
             cloudwatch.GraphWidget(
                 title="Collector: Lambda errors and throttles",
                 left=[
-                    self.function.metric_errors(period=Duration.minutes(1), statistic="Sum"),
-                    self.function.metric_throttles(period=Duration.minutes(1), statistic="Sum"),
+                    self.function.metric_errors(period=self.run_period, statistic="Sum"),
+                    self.function.metric_throttles(period=self.run_period, statistic="Sum"),
                 ],
                 width=12,
                 height=6,
@@ -560,6 +612,13 @@ class FargateInsightsCollector(Construct):
             value=rbac_command(s.kubernetes_group),
             description="Run once against the cluster: the ClusterRole and binding for the collector's group",
         )
+        if self.vpc_config is not None and s.security_group_id is None:
+            CfnOutput(
+                self,
+                "SecurityGroupId",
+                value=self.vpc_config[2].security_group_id,
+                description="Allow TCP 443 from this group on the cluster security group",
+            )
         if not s.create_access_entry:
             CfnOutput(
                 self,
@@ -587,9 +646,15 @@ def rbac_command(group: str) -> str:
 
 
 def lambda_code(source_dir: Path) -> lambda_.Code:
-    """The function's package, built locally (see infra.bundling); the Docker image is never pulled."""
+    """The function's package, built locally (see infra.bundling); the Docker image is never pulled.
+
+    The asset hash covers what the build reads, not only lambda_src: CDK's default would keep shipping
+    the old package after a change to the build itself.
+    """
     return lambda_.Code.from_asset(
         str(source_dir),
+        asset_hash=package_hash(source_dir),
+        asset_hash_type=AssetHashType.CUSTOM,
         exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache"],
         bundling=BundlingOptions(
             # Required by the API, never used: LocalPythonBundler always builds, so CDK does not fall back.

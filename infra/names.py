@@ -1,7 +1,8 @@
 """The names the function and its deployment share, loaded from lambda_src without the collector.
 
 ``fargate_insights.names`` is the single source of truth for environment variable and health metric
-names; importing it here keeps the CDK app and the function from drifting apart.
+names, and ``fargate_insights.settings`` validates the endpoint and CA the stack passes on; importing
+them here keeps the CDK app and the function from drifting apart.
 """
 
 from __future__ import annotations
@@ -17,5 +18,6 @@ if str(LAMBDA_SRC) not in sys.path:
     sys.path.insert(0, str(LAMBDA_SRC))
 
 from fargate_insights import names  # noqa: E402  (needs lambda_src on sys.path first)
+from fargate_insights import settings as function_settings  # noqa: E402
 
-__all__ = ["LAMBDA_SRC", "RBAC_MANIFEST", "REPO_ROOT", "names"]
+__all__ = ["LAMBDA_SRC", "RBAC_MANIFEST", "REPO_ROOT", "function_settings", "names"]

@@ -7,14 +7,17 @@ finds out, long before a deployment could fail.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from aws_cdk import aws_logs as logs
 from constructs import Node
+
+from infra.names import function_settings
 
 # Log retention in days -> the CDK enum (CloudWatch Logs accepts only these values).
 RETENTION_DAYS: Final[Mapping[int, logs.RetentionDays]] = {
@@ -49,12 +52,38 @@ DEFAULT_KUBERNETES_GROUP: Final = "fargate-insights"
 _CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
 # Kubernetes group names in an access entry must not start with "system:" (reserved by EKS).
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._@\-]{0,62}$")
+# Context keys shaped like this app's (plain camelCase): CDK's own carry '@', ':', '/' or '-'.
+_OUR_KEY_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
 _TRUE: Final = frozenset({"true", "yes", "1", "on"})
 _FALSE: Final = frozenset({"false", "no", "0", "off", ""})
 
 MISSING_CLUSTER_MESSAGE: Final = (
     "The EKS cluster name is required: run `make deploy CLUSTER=<name>` (or `make synth CLUSTER=<name>`), "
     'or pass `-c clusterName=<name>` to the cdk CLI, or set "clusterName" in the context of cdk.json.'
+)
+
+# Every key from_context reads; a key of the same shape that is not here is a typo that would be ignored.
+CONTEXT_KEYS: Final = (
+    "clusterName",
+    "scheduleMinutes",
+    "memorySize",
+    "timeoutSeconds",
+    "maxInFlight",
+    "requestTimeout",
+    "logRetentionDays",
+    "logDestination",
+    "importLogGroup",
+    "kubernetesGroup",
+    "createAccessEntry",
+    "clusterEndpoint",
+    "clusterCaData",
+    "vpcId",
+    "subnetIds",
+    "securityGroupId",
+    "stateStore",
+    "alarmTopicArn",
+    "scrapeFailureAlarmThreshold",
+    "noPodsAlarm",
 )
 
 _T = TypeVar("_T")
@@ -108,6 +137,25 @@ def _parse_list(key: str, value: object) -> tuple[str, ...]:
     if not result:
         raise SettingsError(f"context {key}: expected at least one value")
     return result
+
+
+def check_context_keys(keys: Iterable[str]) -> None:
+    """A misspelled key would be silently ignored and its default deployed: name it and the likely fix."""
+    by_lower = {key.lower(): key for key in CONTEXT_KEYS}
+    for key in sorted(keys):
+        if not _OUR_KEY_SHAPE.match(key) or key in CONTEXT_KEYS:
+            continue
+        close = difflib.get_close_matches(key.lower(), by_lower, n=1)
+        hint = f"did you mean {by_lower[close[0]]!r}?" if close else f"known keys: {', '.join(CONTEXT_KEYS)}"
+        raise SettingsError(f"unknown context key {key!r}: {hint}")
+
+
+def _check_function_setting(check: Callable[[str, str], str], value: str, key: str) -> None:
+    """Run the function's own validator, so synthesis rejects what the function would reject at run time."""
+    try:
+        check(value, key)
+    except function_settings.ConfigurationError as err:
+        raise SettingsError(str(err)) from None
 
 
 def _optional_str(value: object) -> str | None:
@@ -183,8 +231,11 @@ class CollectorSettings:
                 "clusterEndpoint and clusterCaData go together: "
                 "pass both (to skip eks:DescribeCluster) or neither"
             )
-        if self.cluster_endpoint is not None and not self.cluster_endpoint.startswith("https://"):
-            raise SettingsError(f"clusterEndpoint={self.cluster_endpoint!r} must start with https://")
+        if self.cluster_endpoint is not None and self.cluster_ca_data is not None:
+            _check_function_setting(
+                function_settings.validate_endpoint, self.cluster_endpoint, "clusterEndpoint"
+            )
+            _check_function_setting(function_settings.decode_ca_data, self.cluster_ca_data, "clusterCaData")
         if self.vpc_id is None and (self.subnet_ids or self.security_group_id):
             raise SettingsError("subnetIds and securityGroupId need vpcId as well")
         if self.vpc_id is not None and not self.subnet_ids:
@@ -229,6 +280,7 @@ class CollectorSettings:
         def optional(_key: str, value: object) -> str | None:
             return _optional_str(value)
 
+        check_context_keys(node.get_all_context())
         cluster_name = _optional_str(node.try_get_context("clusterName"))
         if cluster_name is None:
             raise SettingsError(MISSING_CLUSTER_MESSAGE)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from infra import bundling
 from infra.collector import HANDLER, POD_METRICS
-from infra.names import names
+from infra.names import LAMBDA_SRC, names
 from tests.infra.conftest import (
     CA_DATA,
     ENDPOINT,
@@ -15,6 +19,7 @@ from tests.infra.conftest import (
     TOPIC_ARN,
     VPC_ID,
     Synthesized,
+    synthesize,
 )
 
 
@@ -63,6 +68,25 @@ def test_function_runtime_architecture_and_limits(default: Synthesized) -> None:
     assert fn["Timeout"] == 50
     assert fn["ReservedConcurrentExecutions"] == 1
     assert "VpcConfig" not in fn
+
+
+def test_code_asset_changes_with_what_the_build_reads(
+    default: Synthesized, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CDK's default hash covers lambda_src only: a change to the build (infra/bundling.py, the pins)
+    # must give a new S3 key too, or the old package stays deployed.
+    real = bundling.package_hash
+    hashed: list[Path] = []
+
+    def changed_build(source_dir: Path) -> str:
+        hashed.append(source_dir)
+        return real(source_dir) + "-changed"
+
+    monkeypatch.setattr("infra.collector.package_hash", changed_build)
+    before = default.only("AWS::Lambda::Function")["Code"]["S3Key"]
+    after = synthesize(tmp_path, clusterName="demo").only("AWS::Lambda::Function")["Code"]["S3Key"]
+    assert hashed == [LAMBDA_SRC]
+    assert after != before
 
 
 def test_function_logging_keeps_emf_lines(default: Synthesized) -> None:
@@ -144,7 +168,7 @@ def test_schedule_every_minute_without_retries(default: Synthesized) -> None:
 
 
 def test_schedule_period_from_context(private: Synthesized) -> None:
-    assert private.only("AWS::Events::Rule")["ScheduleExpression"] == "rate(2 minutes)"
+    assert private.only("AWS::Events::Rule")["ScheduleExpression"] == "rate(10 minutes)"
 
 
 # Least privilege ------------------------------------------------------------------------------------
@@ -171,16 +195,21 @@ def test_default_statements_exactly(default: Synthesized) -> None:
         ("logs:CreateLogStream", "logs:PutLogEvents"),
         ("eks:DescribeCluster",),
         ("s3:GetObject", "s3:PutObject"),
+        ("s3:ListBucket",),
     }
-    for statement in by_actions.values():
+    for actions, statement in by_actions.items():
         assert statement["Effect"] == "Allow"
-        assert "Condition" not in statement
+        assert ("Condition" in statement) == (actions == ("s3:ListBucket",))
     logs = by_actions[("logs:CreateLogStream", "logs:PutLogEvents")]
     assert logs["Resource"] == [_arn("logs", log_group), _arn("logs", f"{log_group}:*")]
     assert by_actions[("eks:DescribeCluster",)]["Resource"] == _arn("eks", "cluster/demo")
     assert by_actions[("s3:GetObject", "s3:PutObject")]["Resource"] == {
         "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/state/demo.json"]]
     }
+    # So that a missing state object (the first run) is a 404, not a 403: only the state key is listed.
+    listing = by_actions[("s3:ListBucket",)]
+    assert listing["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    assert listing["Condition"] == {"StringEquals": {"s3:prefix": "state/demo.json"}}
 
 
 def test_no_describe_cluster_when_endpoint_given_and_vpc_eni_permissions(private: Synthesized) -> None:
@@ -303,6 +332,17 @@ def test_vpc_config_with_given_security_group(given_group: Synthesized) -> None:
     assert given_group.resources("AWS::EC2::SecurityGroupEgress") == {}
 
 
+def test_created_security_group_is_an_output(
+    private: Synthesized, given_group: Synthesized, default: Synthesized
+) -> None:
+    (group_id,) = private.resources("AWS::EC2::SecurityGroup")
+    (output,) = [o for key, o in private.template_json["Outputs"].items() if "SecurityGroupId" in key]
+    assert output["Value"] == {"Fn::GetAtt": [group_id, "GroupId"]}
+    assert output["Description"] == "Allow TCP 443 from this group on the cluster security group"
+    for synth in (given_group, default):  # the user's own group, or no VPC: nothing to print
+        assert not any("SecurityGroupId" in key for key in synth.template_json["Outputs"])
+
+
 # Operations -----------------------------------------------------------------------------------------
 
 
@@ -313,9 +353,18 @@ def _alarms(synth: Synthesized) -> dict[str, dict[str, Any]]:
     }
 
 
+DEFAULT_ALARM_METRICS = {
+    "Errors",
+    names.METRIC_SCRAPE_FAILURES,
+    "Duration",
+    names.METRIC_RUN_DURATION,
+    "AsyncEventsDropped",
+}
+
+
 def test_alarms(default: Synthesized) -> None:
     alarms = _alarms(default)
-    assert set(alarms) == {"Errors", names.METRIC_SCRAPE_FAILURES, "Duration"}
+    assert set(alarms) == DEFAULT_ALARM_METRICS
     fn_ref = {"Ref": next(iter(default.resources("AWS::Lambda::Function")))}
 
     errors = alarms["Errors"]
@@ -341,11 +390,55 @@ def test_alarms(default: Synthesized) -> None:
 
     for alarm in alarms.values():
         assert "AlarmActions" not in alarm
+        assert "minute" not in alarm["AlarmDescription"]
+
+
+def test_not_reporting_alarm_fires_when_runs_or_their_metrics_stop(default: Synthesized) -> None:
+    alarm = _alarms(default)[names.METRIC_RUN_DURATION]
+    assert alarm["Namespace"] == names.HEALTH_NAMESPACE
+    assert alarm["Dimensions"] == [{"Name": names.HEALTH_DIMENSION, "Value": "demo"}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("SampleCount", 60, 1)
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert (alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"]) == (5, 5)
+    assert alarm["TreatMissingData"] == "breaching"  # no run at all writes no data point
+    description = alarm["AlarmDescription"]
+    assert "schedule rule is enabled" in description
+    assert "Invocations and Errors" in description
+    assert "/aws/lambda/fargate-insights-demo" in description
+
+
+def test_async_events_dropped_alarm(default: Synthesized) -> None:
+    alarm = _alarms(default)["AsyncEventsDropped"]
+    fn_ref = {"Ref": next(iter(default.resources("AWS::Lambda::Function")))}
+    assert alarm["Namespace"] == "AWS/Lambda"
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": fn_ref}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 60, 1)
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert (alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"]) == (3, 5)
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_alarm_periods_are_the_schedule_interval(private: Synthesized) -> None:
+    # Every 10 minutes: with 60 s periods, "5 of 5" could never fire and "less than 1" would flap.
+    alarms = _alarms(private)
+    assert alarms
+    for name, alarm in alarms.items():
+        assert alarm["Period"] == 600, name
+        assert alarm["EvaluationPeriods"] == 5, name
+        assert "minute" not in alarm["AlarmDescription"], name
+    assert "50 min" in alarms[names.METRIC_RUN_DURATION]["AlarmDescription"]
+    metrics = [
+        m for w in _dashboard_body(private)["widgets"] for m in w.get("properties", {}).get("metrics", [])
+    ]
+    periods = {m[-1]["period"] for m in metrics if isinstance(m[-1], dict) and "period" in m[-1]}
+    assert periods == {600}
+    searches = [m[0]["expression"] for m in metrics if isinstance(m[0], dict) and "expression" in m[0]]
+    assert searches and all(search.endswith("'Average', 600)") for search in searches)
 
 
 def test_alarms_from_context_notify_the_topic(private: Synthesized) -> None:
     alarms = _alarms(private)
-    assert set(alarms) == {"Errors", names.METRIC_SCRAPE_FAILURES, "Duration", names.METRIC_PODS_EMITTED}
+    assert set(alarms) == DEFAULT_ALARM_METRICS | {names.METRIC_PODS_EMITTED}
     assert alarms[names.METRIC_SCRAPE_FAILURES]["Threshold"] == 3
     assert alarms["Duration"]["Threshold"] == 80_000
     pods = alarms[names.METRIC_PODS_EMITTED]
