@@ -52,6 +52,16 @@ def s3(credentials, monkeypatch):
         yield client
 
 
+def _stored_json(s3, key: str = STATE_KEY) -> dict:
+    """The stored state as the JSON it holds (the object is gzip-compressed, and says so)."""
+    import gzip
+
+    answer = s3.get_object(Bucket=BUCKET, Key=key)
+    assert answer["ContentEncoding"] == "gzip" and answer["ContentType"] == "application/json"
+    loaded: dict = json.loads(gzip.decompress(answer["Body"].read()))
+    return loaded
+
+
 def _stored(s3, key: str = STATE_KEY) -> bytes:
     body: bytes = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     return body
@@ -93,8 +103,8 @@ def test_cold_start_with_state_in_s3_emits_rates_for_every_pod(
     summary, lines = invoke(handler_module, capsys)  # the first execution environment's one run
     assert summary["pods_emitted"] == len(sim.pods)
     assert all("pod_cpu_usage_total" not in doc for doc in pod_documents(lines))  # no history yet
-    stored = json.loads(_stored(s3))
-    assert stored["version"] == 1 and stored["last_run_ms"] and stored["counters"]
+    stored = _stored_json(s3)
+    assert stored["version"] == 2 and stored["last_run_ms"] and stored["counters"]
 
     sim.clock.advance(20.0)
     newcomer = _new_pod(sim, seed=9001)
@@ -113,7 +123,11 @@ def test_cold_start_with_state_in_s3_emits_rates_for_every_pod(
         check_pod_document(documents[pod.name], pod, rates=True, born=pod.uid == newcomer.uid)
     history = [json.loads(line) for line in lines if '"counter history loaded"' in line]
     assert history and history[0]["series"] > 0
-    assert after is not None and newcomer.uid in after.decode()  # and it saved its own history
+    assert after is not None  # and it saved its own history, with the newcomer's
+    from fargate_insights.state_store import decode
+
+    saved = decode(after)
+    assert saved is not None and any(key.startswith(newcomer.uid) for key in saved.counters)
 
 
 def test_without_state_a_cold_start_has_no_rates(sim, use_cluster, handler_module, capsys, tmp_path):
@@ -241,7 +255,7 @@ def test_a_state_object_with_values_json_cannot_write_back_does_not_fail_the_run
     summary, lines = invoke(handler_module, capsys)
     assert summary["pods_emitted"] == len(sim.pods)
     assert not [line for line in lines if "state not saved" in line]
-    stored = json.loads(_stored(s3))  # strict JSON again, and only this run's samples
+    stored = _stored_json(s3)  # strict JSON again, and only this run's samples
     assert all(isinstance(value, float) and value == value for value, _ in stored["counters"].values())
     assert all(ts <= now_ms for _, ts in stored["counters"].values())
 
