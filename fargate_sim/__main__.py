@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret-key", default=None)
     parser.add_argument("--info-file", default=None, help="write {endpoint, ca_data, cluster_name, pid} here")
     args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be from 0 to 65535 (0: any free port), not {args.port}")
     credentials = (args.access_key, args.secret_key) if args.access_key and args.secret_key else None
     sim = SimulatedCluster(
         cluster_name=args.cluster_name,
@@ -63,7 +65,15 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    sim.start()
+    try:
+        sim.start()
+    except OSError as error:  # the port is taken, or not ours to take: say so, not a traceback
+        print(
+            f"python -m fargate_sim: cannot listen on 127.0.0.1:{args.port}: {error.strerror or error} "
+            "(pass another --port, or 0 for any free one)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.info_file:
             _write_atomically(

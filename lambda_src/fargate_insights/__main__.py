@@ -24,8 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     return preflight.run(args)
 
 
+# The exit status of a command that SIGINT ended (128 + 2), as shells report it.
+INTERRUPTED = 130
+
+
 def _entry() -> int:
-    """`main()`, quiet when the reader of stdout goes away (`... --format emf | head`)."""
+    """`main()`, quiet when the reader of stdout goes away (`... --format emf | head`) or on Ctrl-C.
+
+    A traceback after Ctrl-C would look like a crash of the demo or of the collection; the `with` and
+    `finally` blocks it unwinds through have stopped the simulator and removed temporary files.
+    """
     try:
         code = main()
         sys.stdout.flush()
@@ -33,6 +41,9 @@ def _entry() -> int:
         # Python flushes stdout again at exit: point it at /dev/null so that flush cannot fail too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return INTERRUPTED
     return code
 
 

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import io
 import logging
+import math
 import os
 import sys
 import time
@@ -24,6 +25,9 @@ DEMO_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 DEMO_SECRET_KEY = "wJalrXUtnEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 (AWS's documented example key)
 DEMO_CLUSTER = "demo"
 DEMO_REGION = "us-east-1"
+# --interval at most an hour (time.sleep overflows near 1e10 s); --timeout at most Lambda's own limit.
+MAX_INTERVAL_S = 3600.0
+MAX_TIMEOUT_S = 900.0
 
 
 class LambdaContextStub:
@@ -143,10 +147,10 @@ def _invalid(args: argparse.Namespace) -> str:
         return "--pods and --cycles must be at least 1"
     if not 0.0 <= args.fault_rate <= 1.0:
         return "--fault-rate is a share of the nodes: from 0 to 1 (e.g. 0.2)"
-    if not args.interval >= 0.0:
-        return "--interval must be 0 or more seconds"
-    if not args.timeout > 0.0:
-        return "--timeout must be more than 0 seconds"
+    if not (math.isfinite(args.interval) and 0.0 <= args.interval <= MAX_INTERVAL_S):
+        return f"--interval must be 0 or more seconds, at most {MAX_INTERVAL_S:g}"
+    if not (math.isfinite(args.timeout) and 0.0 < args.timeout <= MAX_TIMEOUT_S):
+        return f"--timeout must be more than 0 seconds, at most {MAX_TIMEOUT_S:g} (Lambda's limit)"
     return ""
 
 
@@ -173,7 +177,12 @@ def describe_summary(summary: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def _demo_environment(endpoint: str, ca_data: str) -> Any:
-    """Point the handler at the simulator, with the demo's fake credentials only for this process."""
+    """Point the handler at the simulator, with the demo's fake credentials only for this process.
+
+    None of the user's AWS setup applies: an endpoint URL, FIPS or dual-stack endpoints, or a profile
+    (from the environment or ~/.aws/config) would move the token's STS host or change its signer, and
+    the simulator would refuse every token. So every AWS_ variable is cleared and no AWS file is read.
+    """
     values = {
         "CLUSTER_NAME": DEMO_CLUSTER,
         "CLUSTER_ENDPOINT": endpoint,
@@ -182,9 +191,12 @@ def _demo_environment(endpoint: str, ca_data: str) -> Any:
         "AWS_SECRET_ACCESS_KEY": DEMO_SECRET_KEY,
         "AWS_REGION": DEMO_REGION,
         "AWS_DEFAULT_REGION": DEMO_REGION,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
         "POWERTOOLS_SERVICE_NAME": "fargate-insights",
     }
-    cleared = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN")
+    cleared = [key for key in os.environ if key.startswith("AWS_") and key not in values]
     saved = {key: os.environ.get(key) for key in (*values, *cleared)}
     os.environ.update(values)
     for key in cleared:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import math
 import os
 import sys
 import tempfile
@@ -28,6 +29,10 @@ RBAC_FIX = "kubectl apply -f infra/rbac.yaml"
 RBAC_GROUP = "fargate-insights"
 # (connect, read) seconds for each SelfSubjectAccessReview: an unreachable endpoint must not hang.
 REVIEW_TIMEOUT = (5.0, 15.0)
+# --max-in-flight: the bounds the function itself accepts for MAX_IN_FLIGHT (settings.py).
+MAX_IN_FLIGHT_RANGE = (1, 1024)
+# --timeout: at most Lambda's own limit, which the function's collection cannot outlast either.
+MAX_TIMEOUT_S = 900.0
 
 
 class PreflightFailure(Exception):
@@ -58,6 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="overall time limit (s)")
 
 
+def _invalid(args: argparse.Namespace) -> str:
+    """What is wrong with the options, or "" when they are usable (a NaN timeout would never end)."""
+    low, high = MAX_IN_FLIGHT_RANGE
+    if not low <= args.max_in_flight <= high:
+        return f"--max-in-flight must be from {low} to {high} (the range of the function's MAX_IN_FLIGHT)"
+    if not (math.isfinite(args.timeout) and 0.0 < args.timeout <= MAX_TIMEOUT_S):
+        return f"--timeout must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds (Lambda's limit)"
+    return ""
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Check each prerequisite in order, then collect once: 0 when the collection ran, else 1.
 
@@ -66,6 +81,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     """
     out = out or sys.stdout
     err = err or sys.stderr
+    problem = _invalid(args)
+    if problem:
+        err.write(f"{problem}\n")
+        return 2
     checks = _Checks(err if args.format == "emf" else out)
     try:
         _preflight_and_collect(args, checks, out)
@@ -120,15 +139,8 @@ class _Where:
 
 
 def _preflight_and_collect(args: argparse.Namespace, checks: _Checks, out: TextIO) -> None:
-    import boto3
-
     checks.title(f"Preflight for EKS cluster {args.cluster!r}")
-    session = boto3.session.Session(region_name=args.region)
-    region = session.region_name
-    if not region:
-        raise PreflightFailure(
-            "no AWS region\nFix: pass --region REGION, or set AWS_REGION or your profile's region"
-        )
+    session, region = _session(args)
     session, where = _credentials(session, args, _Where(args.cluster, region), checks)
     access = _cluster_access(session, args, where, checks)
     tokens = TokenProvider(args.cluster, session, region)
@@ -195,13 +207,60 @@ def _preflight_and_collect(args: argparse.Namespace, checks: _Checks, out: TextI
     out.flush()
 
 
+def _session(args: argparse.Namespace) -> tuple[Any, str]:
+    """The boto3 session and its region: --region, else AWS_REGION, else the profile's.
+
+    AWS_REGION is read here because botocore reads only AWS_DEFAULT_REGION (Lambda sets both). A missing
+    profile or an unreadable config file is a failed check with its fix, not a traceback.
+    """
+    import boto3
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+    try:
+        session = boto3.session.Session(region_name=args.region or os.environ.get("AWS_REGION") or None)
+        region = session.region_name
+    except ProfileNotFound as error:
+        raise PreflightFailure(_profile_advice(error)) from error
+    except BotoCoreError as error:
+        raise PreflightFailure(
+            f"the AWS configuration cannot be read ({error})\n"
+            "Fix: correct the file it names (AWS_CONFIG_FILE, by default ~/.aws/config); "
+            "`aws configure list` reads the same files"
+        ) from error
+    if not region:
+        raise PreflightFailure(
+            "no AWS region\nFix: pass --region REGION, or set AWS_REGION (or AWS_DEFAULT_REGION), or your "
+            "profile's region (`aws configure set region REGION`)"
+        )
+    return session, region
+
+
+def _profile_advice(error: Exception) -> str:
+    profile = getattr(error, "kwargs", {}).get("profile", "")
+    return (
+        f"AWS profile {profile!r} not found ({error})\n"
+        "Fix: check AWS_PROFILE (and AWS_DEFAULT_PROFILE): `aws configure list-profiles` lists the profiles "
+        "there are; unset it to use the default profile, or create it with `aws configure --profile NAME`"
+    )
+
+
 def _credentials(
     session: Any, args: argparse.Namespace, where: _Where, checks: _Checks
 ) -> tuple[Any, _Where]:
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
-    if session.get_credentials() is None:
+    try:
+        credentials = session.get_credentials()
+    except ProfileNotFound as error:  # a source_profile that does not exist
+        raise PreflightFailure(_profile_advice(error)) from error
+    except BotoCoreError as error:  # e.g. a credential_process that fails
+        raise PreflightFailure(
+            f"AWS credentials could not be loaded ({error})\n"
+            "Fix: check how your profile gets them (credential_process, sso_session, role_arn and "
+            "source_profile in ~/.aws/config); `aws sts get-caller-identity` shows the same error"
+        ) from error
+    if credentials is None:
         raise PreflightFailure(
             "no AWS credentials found\n"
             "Fix: run `aws configure` (or `aws sso login --profile NAME` and set AWS_PROFILE=NAME), or "
@@ -221,6 +280,8 @@ def _credentials(
             )
             sts = session.client("sts")
         identity = sts.get_caller_identity()
+    except _network_errors() as error:
+        raise PreflightFailure(_no_network_advice("AWS STS", error)) from error
     except (ClientError, BotoCoreError) as error:
         raise PreflightFailure(
             f"AWS credentials are not usable ({error})\n"
@@ -233,7 +294,26 @@ def _credentials(
         ) from error
     arn = str(identity.get("Arn", ""))
     checks.ok(f"AWS credentials: {arn}")
-    return session, _Where(where.cluster, where.region, principal_arn(arn))
+    # The role as given: its ARN keeps a path (role/service-role/NAME) that the assumed-role ARN drops.
+    return session, _Where(where.cluster, where.region, args.role_arn or principal_arn(arn))
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """botocore's errors for a request that got no answer (refused, timed out, proxy, TLS)."""
+    from botocore.exceptions import ConnectionError as NoConnection
+    from botocore.exceptions import HTTPClientError
+
+    return (NoConnection, HTTPClientError)
+
+
+def _no_network_advice(service: str, error: Exception) -> str:
+    """A network failure is not a credentials problem: new credentials would not help."""
+    return (
+        f"cannot reach {service} ({error})\n"
+        "Fix: check this machine's network path to AWS: a proxy it needs (HTTPS_PROXY, NO_PROXY), a "
+        "firewall, VPC endpoints in a VPC without internet access, or an endpoint_url / AWS_ENDPOINT_URL "
+        "setting that points elsewhere"
+    )
 
 
 def principal_arn(caller_arn: str) -> str:
@@ -275,9 +355,13 @@ def _cluster_access(session: Any, args: argparse.Namespace, where: _Where, check
 
 def _describe_advice(session: Any, where: _Where, error: ConfigurationError) -> str:
     """DescribeCluster's failure in this command's terms (its options, not the function's settings)."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     cause = error.__cause__
+    if isinstance(cause, _network_errors()):
+        return _no_network_advice(f"the EKS API in {where.region}", cause) + (
+            "; or skip DescribeCluster: " + _endpoint_options_advice(where)
+        )
     code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""
     if code == "ResourceNotFoundException":
         try:
@@ -293,12 +377,23 @@ def _describe_advice(session: Any, where: _Where, error: ConfigurationError) -> 
     if code in ("AccessDeniedException", "UnauthorizedOperation", "AccessDenied"):
         return (
             f"{where.who} may not call eks:DescribeCluster on {where.cluster!r} ({code})\n"
-            "Fix: allow it eks:DescribeCluster on the cluster, or pass --endpoint and --ca-data as "
-            "someone who may prints them:\n"
-            f"  aws eks describe-cluster --name {where.cluster} --region {where.region} "
-            "--query 'cluster.[endpoint,certificateAuthority.data]' --output text"
+            "Fix: allow it eks:DescribeCluster on the cluster, or " + _endpoint_options_advice(where)
         )
-    return str(error)
+    if isinstance(cause, ClientError | BotoCoreError):  # throttled, or an error of EKS's own
+        return (
+            f"eks:DescribeCluster failed for {where.cluster!r} ({code or cause})\n"
+            "Fix: try again in a minute, or skip the call: " + _endpoint_options_advice(where)
+        )
+    return str(error)  # not an AWS error: the cluster's answer (e.g. no endpoint yet: not ACTIVE)
+
+
+def _endpoint_options_advice(where: _Where) -> str:
+    """The preflight's own way around DescribeCluster (the function's is CLUSTER_ENDPOINT/_CA_DATA)."""
+    return (
+        "pass --endpoint and --ca-data, as someone who may call it prints them:\n"
+        f"  aws eks describe-cluster --name {where.cluster} --region {where.region} "
+        "--query 'cluster.[endpoint,certificateAuthority.data]' --output text"
+    )
 
 
 def _token_and_permissions(
@@ -318,32 +413,43 @@ def _token_and_permissions(
             ssl_ca_cert=ca_file.name,
         )
         config.retries = 1
-        denied = _reviews(client.ApiClient(config), access.endpoint, where)
+        # No proxy, whatever HTTPS_PROXY says (this client reads it): the function's own transport uses
+        # none, so the check must take the same network path as the collection that follows.
+        config.proxy = None
+        config.no_proxy = None
+        denied = _reviews(client.ApiClient(config), access.endpoint, where, role_arn)
     finally:
         os.unlink(ca_file.name)
     checks.ok("token accepted by the API server")
     if not denied:
         checks.ok("RBAC: " + ", ".join(str(p) for p in REQUIRED_PERMISSIONS))
         return
-    advice = (
-        f"not allowed: {', '.join(denied)} (for {where.who})\n"
-        f"Fix: apply the collector's RBAC, which lets the Kubernetes group {RBAC_GROUP!r} list nodes and "
-        "get nodes/proxy:\n"
+    denial = f"not allowed: {', '.join(denied)} (for {where.who})\n"
+    if not role_arn:
+        raise PreflightFailure(denial + _as_yourself_advice())
+    raise PreflightFailure(
+        denial + f"Fix: apply the collector's RBAC, which lets the Kubernetes group {RBAC_GROUP!r} list "
+        "nodes and get nodes/proxy:\n"
         f"  {RBAC_FIX}\n"
-        "and put the identity in that group with its EKS access entry (`aws eks describe-access-entry` "
-        "shows its groups):\n"
+        "and put the role in that group with its EKS access entry (`aws eks describe-access-entry` shows "
+        "its groups):\n"
         f"  aws eks update-access-entry {where.cli} --principal-arn {where.who} "
         f"--kubernetes-groups {RBAC_GROUP}"
     )
-    if not role_arn:
-        advice += (
-            "\nThis ran as yourself: to check the function's own access, run it again with "
-            "--role-arn <the function's role ARN>"
-        )
-    raise PreflightFailure(advice)
 
 
-def _reviews(api_client: Any, endpoint: str, where: _Where) -> list[str]:
+def _as_yourself_advice() -> str:
+    """Without --role-arn the identity is a person's, which must not join the collector's group."""
+    return (
+        "This ran as yourself; what matters is the function's role. Do not add yourself to the group "
+        f"{RBAC_GROUP!r}: its get nodes/proxy reaches every kubelet, exec into pods included\n"
+        "Fix: check the function's access instead: run this again with --role-arn <the function's role "
+        "ARN> (the stack's RoleArn output; its trust policy must let you assume it), after applying the "
+        f"collector's RBAC:\n  {RBAC_FIX}"
+    )
+
+
+def _reviews(api_client: Any, endpoint: str, where: _Where, role_arn: str | None) -> list[str]:
     """The required permissions the API server denies this token (401 and network errors raise)."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
@@ -365,7 +471,7 @@ def _reviews(api_client: Any, endpoint: str, where: _Where) -> list[str]:
                 answer = api.create_self_subject_access_review(review, _request_timeout=REVIEW_TIMEOUT)
             except ApiException as error:
                 if error.status == 401:
-                    raise PreflightFailure(_unauthorized_advice(where)) from error
+                    raise PreflightFailure(_unauthorized_advice(where, role_arn)) from error
                 raise PreflightFailure(
                     f"SelfSubjectAccessReview failed: HTTP {error.status} {error.reason}"
                 ) from error
@@ -376,16 +482,23 @@ def _reviews(api_client: Any, endpoint: str, where: _Where) -> list[str]:
     return denied
 
 
-def _unauthorized_advice(where: _Where) -> str:
-    return (
-        f"the API server rejected the token (401 Unauthorized): {where.who} is not mapped into the "
-        "cluster\n"
-        "Fix: create an EKS access entry for it (the CDK app creates one for the function's role):\n"
-        f"  aws eks create-access-entry {where.cli} --principal-arn {where.who} "
-        f"--kubernetes-groups {RBAC_GROUP}\n"
+def _unauthorized_advice(where: _Where, role_arn: str | None) -> str:
+    """Only the function's role belongs in the collector's group: a person gets no command for it."""
+    rejected = (
+        f"the API server rejected the token (401 Unauthorized): {where.who} is not mapped into the cluster\n"
+    )
+    others = (
         f"`aws eks list-access-entries {where.cli}` lists the entries. A cluster in CONFIG_MAP "
-        "authentication mode needs an aws-auth mapRoles entry instead. A token for another cluster name, "
-        "or from a clock more than a few minutes off, is refused the same way"
+        "authentication mode maps identities in aws-auth instead. A token for another cluster name, or "
+        "from a clock more than a few minutes off, is refused the same way"
+    )
+    if not role_arn:
+        return rejected + _as_yourself_advice() + "\n" + others
+    return (
+        rejected + "Fix: create an EKS access entry for it (the CDK app creates one for the function's "
+        "role):\n"
+        f"  aws eks create-access-entry {where.cli} --principal-arn {where.who} "
+        f"--kubernetes-groups {RBAC_GROUP}\n" + others
     )
 
 

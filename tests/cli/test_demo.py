@@ -66,12 +66,12 @@ def demo_env() -> dict[str, str]:
     return env
 
 
-def run_demo(*args: str, timeout: float = 30.0) -> Run:
+def run_demo(*args: str, timeout: float = 30.0, env: dict[str, str] | None = None) -> Run:
     """The demo in its own session: whatever it started is in its process group, findable after exit."""
     process = subprocess.Popen(
         [sys.executable, "-m", "fargate_insights", "demo", "--interval", INTERVAL, *args],
         cwd=REPO,
-        env=demo_env(),
+        env=env or demo_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -385,6 +385,51 @@ def test_a_reader_that_stops_early_ends_the_demo_quietly(tmp_path) -> None:
     assert "Traceback" not in stderr_path.read_text()
 
 
+# ---- the user's AWS setup ------------------------------------------------------------------------
+
+
+def users_aws_setup(tmp_path: Path) -> dict[str, str]:
+    """Settings a developer's machine may well have: each one moves or changes the token's STS request."""
+    config = tmp_path / "config"
+    config.write_text(
+        "[default]\nendpoint_url = http://localhost:4566\nregion = eu-west-1\n"
+        "[profile work]\nendpoint_url = http://localhost:4566\nuse_fips_endpoint = true\n"
+    )
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[work]\naws_access_key_id = AKIAUSERSOWNKEY00001\naws_secret_access_key = x\n")
+    return {
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+        "AWS_PROFILE": "work",
+        "AWS_ENDPOINT_URL": "http://localhost:4566",
+        "AWS_ENDPOINT_URL_STS": "http://localhost:4566",
+        "AWS_USE_FIPS_ENDPOINT": "true",
+        "AWS_USE_DUALSTACK_ENDPOINT": "true",
+        "AWS_STS_REGIONAL_ENDPOINTS": "legacy",
+    }
+
+
+def test_the_users_aws_setup_does_not_reach_the_demo(tmp_path) -> None:
+    """The demo needs no AWS account, and must not be broken by the settings of one (HTTP 401 each cycle)."""
+    run = run_demo("--pods", "6", "--cycles", "1", env={**demo_env(), **users_aws_setup(tmp_path)})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "summary: 6 Fargate nodes: 6 scraped, 0 failed" in run.stdout, run.stdout[-2000:]
+
+
+def test_the_demo_environment_is_undone_afterwards(tmp_path, monkeypatch) -> None:
+    setup = users_aws_setup(tmp_path)
+    for name, setting in setup.items():
+        monkeypatch.setenv(name, setting)
+    with demo._demo_environment("https://127.0.0.1:1", "Q0E="):
+        inside = dict(os.environ)
+    assert inside["AWS_CONFIG_FILE"] == inside["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
+    assert inside["AWS_EC2_METADATA_DISABLED"] == "true"
+    assert inside["AWS_ACCESS_KEY_ID"] == demo.DEMO_ACCESS_KEY
+    for name in setup.keys() - {"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"}:
+        assert name not in inside, name
+    assert {name: os.environ.get(name) for name in setup} == setup
+
+
 # ---- options -------------------------------------------------------------------------------------
 
 
@@ -408,6 +453,13 @@ def test_defaults_are_a_few_dozen_pods_for_a_few_cycles_a_few_seconds_apart() ->
         (["--cycles", "0"], "--pods and --cycles must be at least 1"),
         (["--fault-rate", "1.5"], "--fault-rate is a share of the nodes: from 0 to 1"),
         (["--interval", "-1"], "--interval must be 0 or more seconds"),
+        (["--interval", "inf"], "--interval must be 0 or more seconds, at most 3600"),
+        (["--interval", "1e308"], "--interval must be 0 or more seconds, at most 3600"),
+        (["--interval", "nan"], "--interval must be 0 or more seconds, at most 3600"),
+        (["--timeout", "0"], "--timeout must be more than 0 seconds"),
+        (["--timeout", "inf"], "--timeout must be more than 0 seconds, at most 900 (Lambda's limit)"),
+        (["--timeout", "nan"], "--timeout must be more than 0 seconds, at most 900 (Lambda's limit)"),
+        (["--fault-rate", "nan"], "--fault-rate is a share of the nodes: from 0 to 1"),
     ],
 )
 def test_unusable_options_exit_2_with_a_message(option, message, capsys) -> None:

@@ -260,6 +260,96 @@ def test_no_region(aws_env, monkeypatch, capsys) -> None:
     failure = assert_checks_then_failure(out, 0)
     assert failure.startswith("FAIL  no AWS region")
     assert "--region" in failure
+    assert "AWS_REGION" in failure and "AWS_DEFAULT_REGION" in failure
+
+
+def test_aws_region_alone_sets_the_region(aws, start, monkeypatch, capsys) -> None:
+    """botocore reads only AWS_DEFAULT_REGION; AWS_REGION (which Lambda and many shells set) counts too."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    sim = start()
+    aws(CLUSTER, sim)
+    code = main(["collect", "--cluster", CLUSTER])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert [label for label, _ in check_lines(out)] == ["ok"] * len(CHECKS), out
+
+
+def test_a_profile_that_does_not_exist(aws_env, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "nosuch")
+    for options in ((), ("--region", REGION)):
+        code = main(["collect", "--cluster", CLUSTER, *options])
+        out = capsys.readouterr().out
+        assert code == 1
+        failure = assert_checks_then_failure(out, 0)
+        assert failure.startswith("FAIL  AWS profile 'nosuch' not found"), failure
+        assert "AWS_PROFILE" in failure
+        assert "aws configure list-profiles" in failure
+
+
+def test_a_credential_process_that_fails(aws_env, monkeypatch, tmp_path, capsys) -> None:
+    config = tmp_path / "config"
+    config.write_text(f"[profile broken]\ncredential_process = /bin/false\nregion = {REGION}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "broken")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    code, out, _ = collect(capsys)
+    assert code == 1
+    failure = assert_checks_then_failure(out, 0)
+    assert failure.startswith("FAIL  AWS credentials could not be loaded"), failure
+    assert "credential_process" in failure
+    assert "aws sts get-caller-identity" in failure
+
+
+def test_sts_out_of_reach_is_a_network_problem_not_expired_credentials(aws, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code, out, _ = collect(capsys)
+    assert code == 1
+    failure = assert_checks_then_failure(out, 0)
+    assert failure.startswith("FAIL  cannot reach AWS STS (Could not connect to the endpoint URL"), failure
+    assert "HTTPS_PROXY" in failure and "VPC endpoints" in failure
+    assert "sso login" not in failure and "refresh" not in failure
+
+
+def test_the_eks_api_out_of_reach_names_the_preflights_options(aws, monkeypatch, capsys) -> None:
+    import fargate_insights.eks_auth
+
+    monkeypatch.setattr(fargate_insights.eks_auth, "DESCRIBE_CLUSTER_ATTEMPTS", 1)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EKS", f"http://127.0.0.1:{_closed_port()}")
+    code, out, _ = collect(capsys)
+    assert code == 1
+    failure = assert_checks_then_failure(out, 1)
+    assert failure.startswith(f"FAIL  cannot reach the EKS API in {REGION}"), failure
+    assert "pass --endpoint and --ca-data" in failure
+    assert f"aws eks describe-cluster --name {CLUSTER} --region {REGION}" in failure
+    assert "CLUSTER_ENDPOINT" not in failure and "CLUSTER_CA_DATA" not in failure
+
+
+def test_describe_cluster_throttled_names_the_preflights_options(aws, monkeypatch, capsys) -> None:
+    from botocore.exceptions import ClientError
+
+    from fargate_insights import eks_auth, preflight
+
+    class Throttled:
+        """A session whose EKS client is throttled on every call."""
+
+        def client(self, *_: object, **__: object) -> Throttled:
+            return self
+
+        def describe_cluster(self, **_: object) -> None:
+            raise ClientError({"Error": {"Code": "ThrottlingException"}}, "DescribeCluster")
+
+    def describe(_session: object, name: str, region: str) -> object:
+        return eks_auth.describe_cluster(Throttled(), name, region)
+
+    monkeypatch.setattr(preflight, "describe_cluster", describe)
+    code, out, _ = collect(capsys)
+    assert code == 1
+    failure = assert_checks_then_failure(out, 1)
+    assert failure.startswith(f"FAIL  eks:DescribeCluster failed for {CLUSTER!r} (ThrottlingException)")
+    assert "pass --endpoint and --ca-data" in failure
+    assert "CLUSTER_ENDPOINT" not in failure and "CLUSTER_CA_DATA" not in failure
 
 
 def test_unknown_cluster(aws, start, capsys) -> None:
@@ -283,13 +373,34 @@ def test_wrong_token(aws, start, capsys) -> None:
     failure = assert_checks_then_failure(out, 2)
     assert failure.startswith("FAIL  the API server rejected the token (401 Unauthorized)"), failure
     assert "is not mapped into the cluster" in failure
-    assert (
-        f"aws eks create-access-entry --cluster-name {CLUSTER} --region {REGION} --principal-arn arn:aws:"
-    ) in failure
-    assert f"--kubernetes-groups {RBAC_GROUP}" in failure
+    assert_no_command_puts_the_caller_in_the_group(failure)
+    assert "--role-arn <the function's role ARN>" in failure
     assert "aws-auth" in failure
     assert sim.stats.unauthorized >= 1
     assert sim.stats.list_calls == 0 and sim.stats.proxy_requests == 0
+
+
+def assert_no_command_puts_the_caller_in_the_group(failure: str) -> None:
+    """A person must not join the collector's group: its get nodes/proxy reaches the kubelets' exec."""
+    assert "create-access-entry" not in failure and "update-access-entry" not in failure, failure
+    assert "--kubernetes-groups" not in failure, failure
+    assert f"Do not add yourself to the group {RBAC_GROUP!r}" in failure
+
+
+def test_wrong_token_for_the_functions_role_names_the_role_as_given(aws, start, capsys) -> None:
+    sim = start(credentials=("AKIADIFFERENTKEY0001", "a-different-secret"))  # refuses moto's role keys
+    aws(CLUSTER, sim)
+    role = f"arn:aws:iam::{ACCOUNT}:role/service-role/fargate-insights-collector"
+    code, out, _ = collect(capsys, "--role-arn", role)
+    assert code == 1
+    failure = assert_checks_then_failure(out, 2)
+    first = failure.splitlines()[0]
+    assert first.startswith(f"FAIL  the API server rejected the token (401 Unauthorized): {role} is"), first
+    assert (
+        f"aws eks create-access-entry --cluster-name {CLUSTER} --region {REGION} --principal-arn {role} "
+        f"--kubernetes-groups {RBAC_GROUP}"
+    ) in failure
+    assert "Do not add yourself" not in failure
 
 
 def test_no_permission_to_list_nodes(aws, start, capsys) -> None:
@@ -301,9 +412,10 @@ def test_no_permission_to_list_nodes(aws, start, capsys) -> None:
     assert failure.startswith("FAIL  not allowed: list nodes (for arn:aws:"), failure
     assert "nodes/proxy (for" not in failure.splitlines()[0], "only the denied permission is named"
     assert RBAC_FIX in failure
-    assert f"aws eks update-access-entry --cluster-name {CLUSTER} --region {REGION}" in failure
-    assert f"--kubernetes-groups {RBAC_GROUP}" in failure
-    assert "--role-arn" in failure, "ran as the user: says how to check the function's role instead"
+    assert_no_command_puts_the_caller_in_the_group(failure)
+    assert "run this again with --role-arn <the function's role ARN>" in failure, (
+        "ran as the user: says how to check the function's role instead"
+    )
     assert sim.stats.list_calls == 0, "stops before listing"
 
 
@@ -329,6 +441,18 @@ def test_no_permission_as_the_functions_role_names_the_role(aws, start, capsys) 
     assert failure.startswith(f"FAIL  not allowed: get nodes/proxy (for {role})"), failure
     assert f"--principal-arn {role} --kubernetes-groups {RBAC_GROUP}" in failure
     assert "--role-arn" not in failure
+
+
+def test_a_role_with_a_path_is_named_with_its_path(aws, start, capsys) -> None:
+    """The assumed-role ARN drops the path; the access entry needs the role's ARN as given."""
+    sim = start(credentials=None, permissions={"get nodes/proxy": False})
+    aws(CLUSTER, sim)
+    role = f"arn:aws:iam::{ACCOUNT}:role/service-role/fargate-insights-collector"
+    code, out, _ = collect(capsys, "--role-arn", role)
+    assert code == 1
+    failure = assert_checks_then_failure(out, 3)
+    assert failure.startswith(f"FAIL  not allowed: get nodes/proxy (for {role})"), failure
+    assert f"--principal-arn {role} --kubernetes-groups {RBAC_GROUP}" in failure
 
 
 def test_rbac_fix_is_a_file_of_this_repository() -> None:
@@ -388,6 +512,41 @@ def test_wrong_ca(aws, start, capsys) -> None:
     assert failure.startswith(f"FAIL  TLS verification of the API server at {sim.endpoint} failed"), failure
     assert "--ca-data" in failure
     assert "certificateAuthority.data" in failure
+
+
+def test_a_proxy_in_the_environment_is_not_used(aws, start, monkeypatch, capsys) -> None:
+    """The function's transport uses no proxy: the checks must not either, or they test another path."""
+    proxy = f"http://127.0.0.1:{_closed_port()}"
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    sim = start()
+    aws(CLUSTER, sim)
+    code, out, err = collect(capsys)
+    assert code == 0, out + err
+    assert [label for label, _ in check_lines(out)] == ["ok"] * len(CHECKS), out
+    assert sim.stats.by_kind["ssar"] == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--max-in-flight", "0"], "--max-in-flight must be from 1 to 1024"),
+        (["--max-in-flight", "-1"], "--max-in-flight must be from 1 to 1024"),
+        (["--max-in-flight", "5000"], "--max-in-flight must be from 1 to 1024"),
+        (["--timeout", "nan"], "--timeout must be more than 0 and at most 900 seconds"),
+        (["--timeout", "inf"], "--timeout must be more than 0 and at most 900 seconds"),
+        (["--timeout", "1e308"], "--timeout must be more than 0 and at most 900 seconds"),
+        (["--timeout", "0"], "--timeout must be more than 0 and at most 900 seconds"),
+        (["--timeout", "-5"], "--timeout must be more than 0 and at most 900 seconds"),
+    ],
+)
+def test_unusable_options_exit_2_with_a_message(aws_env, option, message, capsys) -> None:
+    code, out, err = collect(capsys, *option)
+    assert code == 2
+    assert message in err
+    assert out == "", "no check runs"
 
 
 def test_endpoint_needs_the_ca(aws, capsys) -> None:
