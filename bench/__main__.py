@@ -1,5 +1,7 @@
 """`python -m bench`: the real handler collects a simulated cluster of N Fargate nodes, once warm-up
 and once measured, with the simulator in its own process (realistic gzip payloads, ~30 ms a request).
+As deployed, each run ends by saving the counter history through botocore to S3: here a local S3 stub
+in a process of its own (`--no-state-store`: no save, as measured before).
 
 Prints a table of the numbers beside their targets and baselines measured in the same run, and writes
 them to bench/results.json. `--profile` adds the measured run's cProfile (the collector runs on one
@@ -15,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
@@ -27,12 +30,19 @@ from .measure import (
     compare_extraction,
     invoke_handler,
     peak_rss_mb,
+    process_cpu_s,
 )
+from .s3_stub import RunningS3Stub, s3_stub
 from .simulator_process import RunningSimulator, simulator
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 CLUSTER = "bench"
+# Where the function keeps its counter history (the deployed stack's key is state/<cluster>.json).
+STATE_BUCKET = "bench-state"
+STATE_KEY = f"state/{CLUSTER}.json"
+# Above this share of a core during the measured run, the simulator bounds wall_s.
+SIMULATOR_BOUND_SHARE = 0.8
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
 
 # Targets at 5,000 nodes on a 2-core machine (issue #5); the comparison is (<= or >=, value).
@@ -73,12 +83,26 @@ def main(argv: list[str] | None = None) -> int:
         help="two more runs: one recording each node's extraction, one reusing them (requests and "
         "gunzip still made): the CPU extraction takes inside the concurrent run",
     )
+    parser.add_argument(
+        "--no-state-store",
+        action="store_true",
+        help="run without the counter-state store (no S3 save after each collection), as the "
+        "benchmark measured before; the deployed stack has it on by default",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--output", default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(argv)
     if args.nodes < 1:
         parser.error("--nodes must be at least 1")
 
+    if args.no_state_store:
+        return _bench(args, None)
+    with s3_stub() as stub:
+        _progress(f"S3 stub for the counter state at {stub.endpoint}")
+        return _bench(args, _StateStore(stub, STATE_BUCKET, STATE_KEY))
+
+
+def _bench(args: argparse.Namespace, store: _StateStore | None) -> int:
     say = _progress
     say("cold import of the handler module (fresh interpreters)")
     cold_ms, heavy = cold_import_ms("fargate_insights.handler", args.import_repeat)
@@ -94,15 +118,20 @@ def main(argv: list[str] | None = None) -> int:
         name_filter=args.kubelet_name_filter,
     ) as (sim, sim_stats):
         say(f"simulator ready at {sim.endpoint} in {sim.started_in_s:.1f} s")
-        with _function_environment(sim, args.max_in_flight):
+        with _function_environment(sim, args.max_in_flight, store):
             sink = CountingStdout()
             say("warm-up run")
             warm = invoke_handler(sink, args.timeout)
             say(f"warm-up: {warm.wall_s:.2f} s, {warm.summary.get('pods_emitted')} pods")
             time.sleep(1.0)  # let the counters advance so the measured run computes rates
             say("measured run")
+            state_before = _stored_state(store)
+            sim_cpu_before, stub_cpu_before = process_cpu_s(sim.pid), _stub_cpu_s(store)
             run = invoke_handler(sink, args.timeout, profile=args.profile)
+            simulator_cpu_s = process_cpu_s(sim.pid) - sim_cpu_before
+            stub_cpu_s = _stub_cpu_s(store) - stub_cpu_before
             rss_mb = peak_rss_mb()
+            state_bytes, state_series = _saved_state(store, state_before)
             share: dict[str, float] = {}
             if args.extraction_share:
                 say("extraction's share: a run recording each node's extraction, then one reusing them")
@@ -152,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         "pods_emitted": run.summary.get("pods_emitted"),
         "nodes_failed": run.summary.get("nodes_failed"),
         "nodes_skipped": run.summary.get("nodes_skipped"),
+        "state_store": store is not None,
+        "state_bytes": state_bytes,
+        "state_series": state_series,
+        "simulator_cpu_s": round(simulator_cpu_s, 3),
+        "s3_stub_cpu_s": round(stub_cpu_s, 3),
         "warmup_wall_s": round(warm.wall_s, 3),
         "cpu_s": round(run.cpu_s, 3),
         "cpu_sys_s": round(run.sys_s, 3),
@@ -195,9 +229,51 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if args.check and missed else 0
 
 
+@dataclass(frozen=True, slots=True)
+class _StateStore:
+    """Where the function saves its counter history: an object in the S3 stub."""
+
+    stub: RunningS3Stub
+    bucket: str
+    key: str
+
+
+def _stub_cpu_s(store: _StateStore | None) -> float:
+    return process_cpu_s(store.stub.pid) if store is not None else 0.0
+
+
+def _stored_state(store: _StateStore | None) -> tuple[int, str] | None:
+    return store.stub.object_info(store.bucket, store.key) if store is not None else None
+
+
+def _saved_state(store: _StateStore | None, before: tuple[int, str] | None) -> tuple[int, int]:
+    """The size in bytes of the object the measured run saved (as stored: whatever its format), and
+    the series it holds, counted in the function's own state (which the object is a copy of).
+
+    A failed save is only logged by the function, and the numbers would silently leave it out: the
+    object must have changed (new samples, so a new ETag) during the measured run.
+    """
+    if store is None:
+        return 0, 0
+    from fargate_insights import handler
+
+    after = _stored_state(store)
+    if after is None or after == before:
+        raise RuntimeError(f"the measured run saved no counter state to s3://{store.bucket}/{store.key}")
+    size = after[0]
+    environment = handler._environment
+    assert environment is not None, "the handler has not run"
+    return size, len(environment.state.counters)
+
+
 @contextmanager
-def _function_environment(sim: RunningSimulator, max_in_flight: int) -> Iterator[None]:
-    """The function's environment variables, pointing at `sim`; restored afterwards, removals included."""
+def _function_environment(
+    sim: RunningSimulator, max_in_flight: int, store: _StateStore | None = None
+) -> Iterator[None]:
+    """The function's environment variables, pointing at `sim` (and at `store`'s S3 stub for its
+    counter state, else with no state store); restored afterwards, removals included."""
+    from fargate_insights import names
+
     environment = {
         "CLUSTER_NAME": CLUSTER,
         "CLUSTER_ENDPOINT": sim.endpoint,
@@ -208,8 +284,16 @@ def _function_environment(sim: RunningSimulator, max_in_flight: int) -> Iterator
         "AWS_REGION": "us-east-1",
         "POWERTOOLS_SERVICE_NAME": "fargate-insights",
     }
+    removed = ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"]
+    if store is not None:
+        # botocore sends path-style requests to an IP endpoint, as the S3 stub expects.
+        environment["AWS_ENDPOINT_URL_S3"] = store.stub.endpoint
+        environment[names.ENV_STATE_BUCKET] = store.bucket
+        environment[names.ENV_STATE_KEY] = store.key
+    else:
+        removed += [names.ENV_STATE_BUCKET, names.ENV_STATE_KEY, "AWS_ENDPOINT_URL_S3"]
     with mock.patch.dict(os.environ, environment):
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "STATE_BUCKET"):
+        for name in removed:
             os.environ.pop(name, None)
         yield
 
@@ -268,11 +352,24 @@ def _print_table(results: dict[str, Any]) -> list[str]:
     rows = [
         ("nodes", "", ""),
         ("wall_s", "", ""),
+        ("simulator_cpu_s", "", _simulator_note(results)),
         (
             "cpu_ms_per_node",
             "",
-            f"{results['cpu_s']:.2f} s CPU in all, {results['cpu_sys_s']:.2f} s of it in the kernel; "
-            f"splitting a payload into lines alone: {results['split_lines_ms_per_payload']} ms",
+            f"{results['cpu_s']:.2f} s CPU in all, {results['cpu_sys_s']:.2f} s of it in the kernel, "
+            + (
+                "the counter-state save included"
+                if results["state_store"]
+                else "no counter-state save (--no-state-store)"
+            )
+            + f"; splitting a payload into lines alone: {results['split_lines_ms_per_payload']} ms",
+        ),
+        (
+            "state_bytes",
+            "",
+            f"the counter history saved to S3 each run: {results['state_series']} series"
+            if results["state_store"]
+            else "state store off (--no-state-store)",
         ),
         ("peak_rss_mb", "", ""),
         ("max_in_flight", f"<= {results['max_in_flight_cap']}", "peak seen by the simulator or the client"),
@@ -318,6 +415,14 @@ def _print_table(results: dict[str, Any]) -> list[str]:
     if results["nodes_failed"] or results["nodes_skipped"]:
         print(f"WARNING: {results['nodes_failed']} nodes failed and {results['nodes_skipped']} were skipped")
     return missed
+
+
+def _simulator_note(results: dict[str, Any]) -> str:
+    share = results["simulator_cpu_s"] / results["wall_s"] if results["wall_s"] > 0 else 0.0
+    note = f"the simulator's CPU in the measured run, {share:.0%} of wall_s"
+    if share > SIMULATOR_BOUND_SHARE:
+        note += ": wall_s is limited by the simulator, not the collector"
+    return note
 
 
 def _progress(message: str) -> None:

@@ -195,3 +195,12 @@ def _cpu_s() -> float:
 def peak_rss_mb() -> float:
     """The process's peak resident set (Linux reports KiB), which is what Lambda's memory size bounds."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds another process (all its threads) has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        # The command name, field 2, may hold spaces: count the fields after its closing parenthesis.
+        fields = handle.read().rpartition(")")[2].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5), in clock ticks
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")

@@ -18,6 +18,10 @@ KEYS = {
     "emf_bytes_per_pod",
     "cold_import_ms",
     "extract_speedup_vs_prometheus_client",
+    "state_store",
+    "state_bytes",
+    "state_series",
+    "simulator_cpu_s",
 }
 
 
@@ -43,6 +47,11 @@ def test_bench_runs_and_writes_every_result(tmp_path: Path) -> None:
     assert results["nodes_failed"] == 0 and results["nodes_skipped"] == 0
     assert 0 < results["max_in_flight"] <= 4  # the cap holds, as seen by the simulator
     assert results["emf_bytes_per_pod"] > 500
+    # The measured run saved the counter history through botocore to the S3 stub, as deployed.
+    assert results["state_store"] is True
+    assert results["state_bytes"] > 0 and results["state_series"] > 0
+    assert results["simulator_cpu_s"] > 0
+    assert "state_bytes" in answer.stdout and "simulator_cpu_s" in answer.stdout
     assert results["extract_speedup_vs_prometheus_client"] > 1
     assert 0 < results["split_lines_ms_per_payload"] < results["extract_ms_per_payload"]
     assert "kubernetes" not in results["heavy_modules_at_cold_start"]
@@ -68,3 +77,13 @@ def test_bench_with_filtering_kubelets_and_extraction_share(tmp_path: Path) -> N
     assert results["pods_emitted"] == 24 and results["nodes_failed"] == 0
     assert results["filtered_answers"] >= 2 * 24  # the warm-up and the measured run got small answers
     assert results["payload_kib"] > 100  # the comparison with prometheus_client stays on whole payloads
+
+
+def test_bench_without_the_state_store(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    answer = _bench(output, "--no-state-store", "--breakdown", "0")
+    results = json.loads(output.read_text())
+    assert results["state_store"] is False and results["state_bytes"] == 0
+    assert results["pods_emitted"] == 24 and results["nodes_failed"] == 0
+    assert results["simulator_cpu_s"] >= 0
+    assert "no counter-state save (--no-state-store)" in answer.stdout
