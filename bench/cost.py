@@ -15,8 +15,11 @@ RUNS_PER_MONTH = 60 * 24 * 30  # every minute, 30-day month
 MB_PER_VCPU = 1769
 
 # ADOT's documented setup for Fargate: one collector pod of 1 vCPU / 2 GiB, itself on Fargate
-# (us-east-1 Linux/ARM: $0.03238 per vCPU-hour, $0.00356 per GB-hour; 730 hours a month).
-ADOT_POD_USD_PER_MONTH = (1 * 0.03238 + 2 * 0.00356) * 730
+# (us-east-1 Linux/ARM: $0.03238 per vCPU-hour, $0.00356 per GB-hour; 730 hours a month). EKS on
+# Fargate adds 256 MB to a pod's memory for the node's own components and rounds up to the next
+# configuration, so 2 GiB is billed as 3 GB (EKS user guide, "Fargate Pod configuration").
+ADOT_POD_BILLED_GB = 3
+ADOT_POD_USD_PER_MONTH = (1 * 0.03238 + ADOT_POD_BILLED_GB * 0.00356) * 730
 
 
 @dataclass(frozen=True, slots=True)
