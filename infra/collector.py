@@ -330,7 +330,9 @@ class FargateInsightsCollector(Construct):
             code=lambda_code(LAMBDA_SRC),
             memory_size=s.memory_size,
             timeout=Duration.seconds(s.timeout_seconds),
-            reserved_concurrent_executions=1,
+            # Two runs at once could only come from a late event (the timeout is below the period); the
+            # state's conditional writes merge them if they do (singleRun=false).
+            reserved_concurrent_executions=1 if s.single_run else None,
             retry_attempts=0,
             max_event_age=MAX_EVENT_AGE,
             role=self.role,

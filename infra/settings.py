@@ -84,6 +84,7 @@ CONTEXT_KEYS: Final = (
     "alarmTopicArn",
     "scrapeFailureAlarmThreshold",
     "noPodsAlarm",
+    "singleRun",
 )
 
 _T = TypeVar("_T")
@@ -191,6 +192,9 @@ class CollectorSettings:
     alarm_topic_arn: str | None = None
     scrape_failure_alarm_threshold: int = 0
     no_pods_alarm: bool = False
+    # Reserved concurrency 1: never two runs at once. An account whose concurrency quota is still the
+    # new-account 10 cannot reserve any (Lambda keeps 10 unreserved), so it can be turned off.
+    single_run: bool = True
 
     def __post_init__(self) -> None:
         """Reject combinations that would synthesize but fail (or misbehave) once deployed."""
@@ -305,4 +309,5 @@ class CollectorSettings:
             alarm_topic_arn=get("alarmTopicArn", optional, None),
             scrape_failure_alarm_threshold=get("scrapeFailureAlarmThreshold", integer(0, 100000), 0),
             no_pods_alarm=get("noPodsAlarm", _parse_bool, False),
+            single_run=get("singleRun", _parse_bool, True),
         )

@@ -70,6 +70,12 @@ def test_function_runtime_architecture_and_limits(default: Synthesized) -> None:
     assert "VpcConfig" not in fn
 
 
+def test_single_run_can_be_turned_off_for_accounts_that_cannot_reserve_concurrency(tmp_path: Path) -> None:
+    """A new account's concurrency quota is 10, all of which Lambda keeps unreserved: reserving 1 fails."""
+    synth = synthesize(tmp_path, clusterName="demo", singleRun="false")
+    assert "ReservedConcurrentExecutions" not in synth.only("AWS::Lambda::Function")
+
+
 def test_code_asset_changes_with_what_the_build_reads(
     default: Synthesized, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
