@@ -105,8 +105,9 @@ class S3StateStore:
                 ):
                     if self._out_of_time(deadline, calls=2):  # a read, then the write again
                         return
-                    remote = self._get()  # someone else wrote: merge and try again
-                    self._etag = remote[1] if remote is not None else None
+                    # Someone else wrote: merge and try again. `_get` keeps the ETag of what it found,
+                    # also of an object it cannot read (then overwritten, rather than never again).
+                    remote = self._get()
                     if remote is not None:
                         merge_into(state, remote[0])
                     continue

@@ -140,6 +140,22 @@ def test_without_state_a_cold_start_has_no_rates(sim, use_cluster, handler_modul
     assert all("pod_cpu_usage_total" not in doc for doc in pod_documents(lines))
 
 
+def test_an_unreadable_state_object_is_overwritten_by_a_warm_writer(s3, caplog):
+    """Something wrote garbage over the state after this environment's last save: its next save
+    replaces it, instead of trying to create it three times and giving up."""
+    from fargate_insights.collector import CollectorState
+    from fargate_insights.state_store import S3StateStore, decode
+
+    key = "state/corrupt.json"
+    store = S3StateStore(s3, BUCKET, key)
+    store.save(CollectorState({"a|cpu": (1.0, 1_000)}, last_run_ms=900))
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"\x1f\x8b not really gzip")
+    store.save(CollectorState({"a|cpu": (2.0, 61_000)}, last_run_ms=60_900))
+    saved = decode(_stored(s3, key))
+    assert saved is not None and saved.counters == {"a|cpu": (2.0, 61_000)}
+    assert "concurrent writers" not in caplog.text
+
+
 def test_overlapping_writers_merge_instead_of_overwriting(s3):
     from fargate_insights.collector import CollectorState
     from fargate_insights.state_store import S3StateStore, decode
