@@ -39,6 +39,9 @@ class Faults:
     huge_bytes: int = 64 * 1024 * 1024
     list_throttle: int = 0
     retry_after_s: int = 1
+    # The first N list pages asked for with a continue token get 410 Expired, as when etcd has compacted
+    # the resourceVersion the token points at (the real server's answer for a list taken too slowly).
+    expire_continue: int = 0
     unauthorized_first: int = 0
     node_faults: dict[str, str] = field(default_factory=dict)
 

@@ -34,6 +34,15 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The largest chunk of a chunked answer. Real chunk sizes follow the writes of the kubelet and the API
 # server's proxy; small ones make a client decode several chunks an answer, as it must in a cluster.
 CHUNK_BYTES = 4096
+# The API server's words for a continue token whose resourceVersion etcd has compacted (apiserver's
+# storage/etcd3), answered 410 Gone with reason Expired.
+EXPIRED_CONTINUE_MESSAGE = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a "
+    "new list without the continue parameter, or use the continue token in this response to retrieve "
+    "the remainder of the results. Continuing with the provided token results in an inconsistent list - "
+    "objects that were created, modified, or deleted between the time the first chunk was returned and "
+    "now may show up in the list."
+)
 
 
 class SimStats:
@@ -47,6 +56,7 @@ class SimStats:
         "forbidden",
         "not_found",
         "throttled",
+        "expired_continues",
         "gzip_responses",
         "identity_responses",
         "filtered_responses",
@@ -118,6 +128,7 @@ class SimStats:
     forbidden: int
     not_found: int
     throttled: int
+    expired_continues: int
     gzip_responses: int
     identity_responses: int
     filtered_responses: int
@@ -390,6 +401,10 @@ class _Handler(BaseHTTPRequestHandler):
                 rv, start_after = k8s.decode_continue(query["continue"])
             except (ValueError, KeyError, TypeError):
                 self._status(400, "BadRequest", "continue key is not valid: illegal base64 data")
+                return
+            if sim.stats.expired_continues < sim.faults.expire_continue:
+                sim.stats.add("expired_continues")
+                self._status(410, "Expired", EXPIRED_CONTINUE_MESSAGE)
                 return
         selected = [n for n in nodes if n.name > start_after and k8s.matches(requirements, n.labels)]
         page = selected[:limit] if limit > 0 else selected

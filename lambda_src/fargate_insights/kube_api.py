@@ -63,6 +63,10 @@ class KubeApiError(Exception):
         self.status = status
 
 
+class _ContinueExpired(Exception):
+    """A list page's continue token had expired (410): the list must be taken again from its start."""
+
+
 @dataclass(frozen=True, slots=True)
 class FargateNode:
     name: str
@@ -101,7 +105,23 @@ class KubeClient:
     # -- nodes -----------------------------------------------------------------------------------
 
     def list_fargate_nodes(self, deadline: float) -> list[FargateNode]:
-        """Every Fargate node, following `continue` pagination; retries 429 within the deadline."""
+        """Every Fargate node, following `continue` pagination; retries 429 within the deadline.
+
+        A continue token can expire (410: etcd compacted the version the list was taken at, which a
+        list of many pages on a busy cluster may outlast): the list is then taken again from its start,
+        once, rather than finished from a different version or given up.
+        """
+        try:
+            return self._list_fargate_nodes(deadline)
+        except _ContinueExpired:
+            try:
+                return self._list_fargate_nodes(deadline)
+            except _ContinueExpired as again:
+                raise KubeApiError(
+                    "http_410", f"{again} (twice: the list was taken again once)", 410
+                ) from again
+
+    def _list_fargate_nodes(self, deadline: float) -> list[FargateNode]:
         nodes: list[FargateNode] = []
         for page in self._pages("/api/v1/nodes", FARGATE_SELECTOR, deadline):
             items = page.get("items") or []
@@ -119,7 +139,12 @@ class KubeClient:
             query = {"labelSelector": selector, "limit": str(LIST_PAGE_SIZE)}
             if token:
                 query["continue"] = token
-            body = self._get_json(f"{path}?{urlencode(query)}", NODE_LIST_ACCEPT, deadline)
+            try:
+                body = self._get_json(f"{path}?{urlencode(query)}", NODE_LIST_ACCEPT, deadline)
+            except KubeApiError as err:
+                if token and err.status == 410:
+                    raise _ContinueExpired(str(err)) from err
+                raise
             yield body
             metadata = body.get("metadata") or {}
             following = metadata.get("continue") if isinstance(metadata, dict) else None

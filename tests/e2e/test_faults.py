@@ -584,3 +584,25 @@ def test_a_cluster_recreated_under_the_same_name_is_found_again(
         summary, _ = invoke(handler_module, capsys)
         assert summary["pods_emitted"] == 2 and new.stats.requests > 0
         assert handler_module._environment.state is state
+
+
+@pytest.mark.parametrize("expirations", [1, 2])
+def test_an_expired_continue_token_takes_the_list_again_once(
+    credentials, use_cluster, handler_module, capsys, expirations
+):
+    """etcd compacted the version a paged list was taken at: the API server answers 410 Expired to its
+    next page. The list is taken again from its start, once; a second expiry fails the run."""
+    faults = Faults(expire_continue=expirations)
+    with SimulatedCluster(
+        cluster_name=CLUSTER, pods=5, clock=_clock(), credentials=credentials, faults=faults, max_page_size=2
+    ) as sim:
+        use_cluster(sim)
+        if expirations == 1:
+            summary, lines = invoke(handler_module, capsys)
+            _all_pods_emitted(sim, summary, lines)
+            assert sim.stats.list_calls == 1 + 1 + 3  # the first page, the expired one, the list again
+        else:
+            lines = _failed_run(handler_module, capsys, "Could not list Fargate nodes")
+            error = next(json.loads(line) for line in lines if '"collection failed"' in line)
+            assert "410" in error["error"] and "twice" in error["error"]
+        assert sim.stats.expired_continues == expirations
