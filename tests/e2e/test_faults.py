@@ -291,8 +291,11 @@ def test_near_the_deadline_emits_what_it_has(credentials, use_cluster, handler_m
     assert summary["nodes_discovered"] == len(sim.pods)
     assert summary["nodes_skipped"] > 0
     assert summary["nodes_scraped"] > 0
-    assert summary["failures_by_reason"] == {}  # a node the run had no time for is skipped, not failed
-    assert summary["nodes_scraped"] + summary["nodes_skipped"] == len(sim.pods)
+    # A node the run had no time for is skipped, not failed. (On a starved CPU a request can still time
+    # out before the deadline: that one is a failure, and the only kind allowed.)
+    assert set(summary["failures_by_reason"]) <= {"timeout"}
+    failed = sum(summary["failures_by_reason"].values())
+    assert summary["nodes_scraped"] + summary["nodes_skipped"] + failed == len(sim.pods)
     assert summary["pods_emitted"] == summary["nodes_scraped"]
     documents = pod_documents(lines)
     assert len(documents) == summary["nodes_scraped"]

@@ -4,6 +4,7 @@ the values against what the simulator's counters did (worked out here from the s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -172,16 +173,25 @@ def test_pod_recreated_with_same_name_is_a_new_series(sim, describe_cluster_serv
     _invoke(handler_module, capsys)
     sim.clock.advance(60.0)
     victim = sim.pods[0]
-    sim.recreate_pod(victim.name)
-    sim.clock.advance(0.5)
+    fresh = sim.recreate_pod(victim.name)
+    # A busy new pod whose counter is already above the old pod's: a rate across the two pods' counters
+    # would not read as a reset, it would be a (wrong) value.
+    old_counter = victim.cpu_seconds_at(sim.clock.now() + 20.0)
+    sim.remove_pod(victim.name)
+    sim.add_pod(dataclasses.replace(fresh, cpu_cores=2 * old_counter / 20.0 + 1))
+    sim.clock.advance(20.0)
     _, lines = _invoke(handler_module, capsys)
     doc = {d["PodName"]: d for d in pod_documents(lines)}[victim.name]
     new_uid = next(p.uid for p in sim.pods if p.name == victim.name)
     assert new_uid != victim.uid
     assert doc["kubernetes"]["pod_id"] == new_uid
-    # Never a rate across two different pods' counters. (A rate since the new pod's start is allowed.)
-    if "pod_cpu_usage_total" in doc:
-        assert doc["pod_cpu_usage_total"] == pytest.approx(victim.cpu_cores * 1000, rel=0.05)
+    assert "pod_cpu_usage_total" not in doc  # 20 s old: too young for a rate from its start
+    # A minute later the new pod has a rate from its own two samples.
+    sim.clock.advance(60.0)
+    _, lines = _invoke(handler_module, capsys)
+    doc = {d["PodName"]: d for d in pod_documents(lines)}[victim.name]
+    fresh = next(p for p in sim.pods if p.name == victim.name)
+    assert doc["pod_cpu_usage_total"] == pytest.approx(fresh.cpu_cores * 1000, rel=1e-6)
 
 
 def test_missing_cluster_name_fails_with_a_fix(handler_module, monkeypatch, capsys):

@@ -776,7 +776,6 @@ def _check_values_are_literal(payload: bytes) -> None:
         for v in (p.cpu_quota, p.cpu_period, p.memory_limit, p.start_time_seconds):
             if v is not None:
                 assert _key(v) in values, v
-    assert result.malformed_lines >= 0
 
 
 def test_literal_values_helper() -> None:
