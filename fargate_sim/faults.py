@@ -14,12 +14,22 @@ FAULT_KINDS = (
     "timeout",
     "reset",
     "truncated_gzip",
+    "cut_chunked",
     "not_metrics",
     "huge",
     "garbage",
 )
 # Quick faults: the default for a random fault rate, so a demo never hangs or streams 64 MB.
-DEFAULT_RANDOM_KINDS = ("http500", "http502", "http503", "reset", "truncated_gzip", "not_metrics", "garbage")
+DEFAULT_RANDOM_KINDS = (
+    "http500",
+    "http502",
+    "http503",
+    "reset",
+    "truncated_gzip",
+    "cut_chunked",
+    "not_metrics",
+    "garbage",
+)
 
 
 @dataclass

@@ -34,6 +34,8 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The largest chunk of a chunked answer. Real chunk sizes follow the writes of the kubelet and the API
 # server's proxy; small ones make a client decode several chunks an answer, as it must in a cluster.
 CHUNK_BYTES = 4096
+# A list body longer than this goes chunked, as the API server's (it sets no Content-Length).
+LIST_CHUNKED_ABOVE = 2048
 # The API server's words for a continue token whose resourceVersion etcd has compacted (apiserver's
 # storage/etcd3), answered 410 Gone with reason Expired.
 EXPIRED_CONTINUE_MESSAGE = (
@@ -425,7 +427,8 @@ class _Handler(BaseHTTPRequestHandler):
             {"kind": kind, "apiVersion": api_version, "metadata": metadata}, separators=(",", ":")
         )
         body = head[:-1] + ',"items":[' + ",".join(items) + "]}"
-        self._send(200, body.encode())
+        # As Go's net/http sends what a handler writes in one go past its buffer: chunked.
+        self._send(200, body.encode(), chunked=len(body) > LIST_CHUNKED_ABOVE)
 
     def _get_node(self, name: str, user: str) -> None:
         sim = self.sim
@@ -581,6 +584,8 @@ class _Handler(BaseHTTPRequestHandler):
             _, compressed = node.metrics.render_gzip(sim.clock.now())
             cut = compressed[: max(20, len(compressed) * 3 // 5)]
             self._send(200, cut, METRICS_CONTENT_TYPE, {"Content-Encoding": "gzip"})
+        elif kind == "cut_chunked":
+            self._cut_chunked(node)
         elif kind == "not_metrics":
             self._send(200, NOT_METRICS_HTML, "text/html; charset=utf-8")
         elif kind == "garbage":
@@ -593,6 +598,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._huge(node)
         else:  # pragma: no cover - Faults validates kinds
             raise ValueError(kind)
+
+    def _cut_chunked(self, node: Any) -> None:
+        """A kubelet that breaks off mid-answer, as the API server relays it: Go's reverse proxy aborts
+        the handler, so the client gets the chunks so far, no last chunk, and the connection closed."""
+        _, compressed = node.metrics.render_gzip(self.sim.clock.now())
+        pieces = [compressed[i : i + CHUNK_BYTES] for i in range(0, len(compressed), CHUNK_BYTES)]
+        self.send_response(200)
+        self.send_header("Content-Type", METRICS_CONTENT_TYPE)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for piece in pieces[: max(1, len(pieces) // 2)]:
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+        self.wfile.flush()
+        self.close_connection = True
 
     def _abort(self) -> None:
         """Close the TCP connection with a RST, mid-response."""

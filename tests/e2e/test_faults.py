@@ -34,6 +34,7 @@ REASONS = {
     "timeout": "timeout",
     "reset": "connection",
     "truncated_gzip": "truncated",
+    "cut_chunked": "connection",
     "not_metrics": "not_metrics",
     "huge": "too_large",
 }

@@ -109,6 +109,16 @@ def test_truncated_gzip(fsim, token):
     c.close()
 
 
+def test_cut_chunked_ends_without_the_last_chunk(fsim, token):
+    """A kubelet that broke off mid-answer: gzip chunks, no last chunk, the connection closed."""
+    node = fsim.pods[0].node_name
+    fsim.set_node_fault(node, "cut_chunked")
+    c = Client(fsim, token)
+    with pytest.raises((http.client.IncompleteRead, ConnectionError, ssl.SSLError)):
+        proxy(c, node)
+    c.close()
+
+
 def test_not_metrics_is_html_with_200(fsim, token):
     node = fsim.pods[0].node_name
     fsim.set_node_fault(node, "not_metrics")
