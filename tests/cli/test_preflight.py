@@ -327,25 +327,12 @@ def test_the_eks_api_out_of_reach_names_the_preflights_options(aws, monkeypatch,
 
 
 def test_describe_cluster_throttled_names_the_preflights_options(aws, monkeypatch, capsys) -> None:
-    from botocore.exceptions import ClientError
+    from tests.throttling import throttle_describe_cluster
 
-    from fargate_insights import eks_auth, preflight
-
-    class Throttled:
-        """A session whose EKS client is throttled on every call."""
-
-        def client(self, *_: object, **__: object) -> Throttled:
-            return self
-
-        def describe_cluster(self, **_: object) -> None:
-            raise ClientError({"Error": {"Code": "ThrottlingException"}}, "DescribeCluster")
-
-    def describe(_session: object, name: str, region: str) -> object:
-        return eks_auth.describe_cluster(Throttled(), name, region)
-
-    monkeypatch.setattr(preflight, "describe_cluster", describe)
+    sleeps = throttle_describe_cluster(monkeypatch, times=100)  # through botocore's retries, not slept
     code, out, _ = collect(capsys)
     assert code == 1
+    assert sleeps  # botocore retried before giving up
     failure = assert_checks_then_failure(out, 1)
     assert failure.startswith(f"FAIL  eks:DescribeCluster failed for {CLUSTER!r} (ThrottlingException)")
     assert "pass --endpoint and --ca-data" in failure

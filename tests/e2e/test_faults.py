@@ -15,6 +15,7 @@ import pytest
 
 from fargate_sim import ManualClock, SimulatedCluster
 from fargate_sim.faults import FAULT_KINDS, Faults
+from tests.throttling import throttle_describe_cluster
 
 from .conftest import (
     CLUSTER,
@@ -312,56 +313,11 @@ def test_near_the_deadline_emits_what_it_has(credentials, use_cluster, handler_m
 # -- eks:DescribeCluster throttled ------------------------------------------------------------------
 
 
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: object):
-        yield self._body
-
-
-def _throttle_describe_cluster(monkeypatch, times: int) -> list[float]:
-    """The first `times` DescribeCluster attempts answer ThrottlingException (moto cannot throttle).
-
-    The answer is given at `before-send`, under botocore's retry handler, so the function's own retry
-    configuration is what is exercised. Returns the back-off sleeps botocore asked for (not slept).
-    """
-    import types
-
-    import boto3
-    import botocore.endpoint
-    from botocore.awsrequest import AWSResponse
-
-    left = [times]
-    sleeps: list[float] = []
-
-    def throttle(request, **_: object):
-        if left[0] <= 0:
-            return None
-        left[0] -= 1
-        body = json.dumps({"message": "Rate exceeded"}).encode()
-        headers = {"x-amzn-ErrorType": "ThrottlingException", "Content-Type": "application/json"}
-        return AWSResponse(request.url, 429, headers, _Raw(body))
-
-    original = boto3.session.Session
-
-    class ThrottledSession(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            self.events.register("before-send.eks.DescribeCluster", throttle)
-
-    monkeypatch.setattr(boto3.session, "Session", ThrottledSession)
-    fake_time = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
-    fake_time.sleep = sleeps.append
-    monkeypatch.setattr(botocore.endpoint, "time", fake_time)
-    return sleeps
-
-
 def test_describe_cluster_throttled_is_retried_with_backoff(
     sim, describe_cluster_serves, handler_module, capsys, monkeypatch
 ):
     describe_cluster_serves(sim)
-    sleeps = _throttle_describe_cluster(monkeypatch, times=3)
+    sleeps = throttle_describe_cluster(monkeypatch, times=3)
     summary, lines = invoke(handler_module, capsys, timeout_s=50.0)  # the stack's default timeout
     assert len(sleeps) == 3  # three throttled attempts, each followed by a back-off, then the answer
     assert all(0 <= s <= 2**i for i, s in enumerate(sleeps))  # jittered exponential back-off
@@ -372,7 +328,7 @@ def test_describe_cluster_throttled_for_good_fails_with_a_fix(
     sim, describe_cluster_serves, handler_module, capsys, monkeypatch
 ):
     describe_cluster_serves(sim)
-    sleeps = _throttle_describe_cluster(monkeypatch, times=100)
+    sleeps = throttle_describe_cluster(monkeypatch, times=100)
     _failed_run(
         handler_module,
         capsys,
@@ -391,7 +347,7 @@ def test_describe_cluster_tries_only_what_fits_in_the_functions_time(
     """Every attempt may take its connect and read timeouts (3 + 5 s) and the back-offs between them:
     a shorter function timeout gets fewer attempts, so the error is logged before Lambda stops it."""
     describe_cluster_serves(sim)
-    sleeps = _throttle_describe_cluster(monkeypatch, times=100)
+    sleeps = throttle_describe_cluster(monkeypatch, times=100)
     plural = "s" if attempts > 1 else ""
     _failed_run(
         handler_module,
