@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,8 +39,9 @@ from types import FrameType
 from urllib.parse import quote, unquote, urlsplit
 from xml.sax.saxutils import escape
 
+from .simulator_process import stop, wait_for_info
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STARTUP_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,23 +278,10 @@ def s3_stub() -> Iterator[RunningS3Stub]:
         with open(stderr_path, "wb") as stderr:
             process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while not os.path.exists(info_file):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    with open(stderr_path, encoding="utf-8", errors="replace") as handle:
-                        raise RuntimeError(f"the S3 stub did not start: {handle.read()[-2000:]}")
-                time.sleep(0.02)
-            with open(info_file, encoding="utf-8") as handle:
-                info = json.load(handle)
+            info = wait_for_info(info_file, process, stderr_path, what="the S3 stub")
             yield RunningS3Stub(endpoint=info["endpoint"], pid=process.pid)
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process, timeout_s=10)
 
 
 if __name__ == "__main__":

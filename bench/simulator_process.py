@@ -67,7 +67,7 @@ def simulator(
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
         stats: dict[str, Any] = {}
         try:
-            info = _wait_for(info_file, process, stderr_path)
+            info = wait_for_info(info_file, process, stderr_path)
             yield (
                 RunningSimulator(
                     endpoint=info["endpoint"],
@@ -79,17 +79,14 @@ def simulator(
                 stats,
             )
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process, timeout_s=30)
             stats.update(_final_stats(stderr_path))
 
 
-def _wait_for(info_file: str, process: subprocess.Popen[bytes], stderr_path: str) -> dict[str, Any]:
+def wait_for_info(
+    info_file: str, process: subprocess.Popen[bytes], stderr_path: str, what: str = "the simulator"
+) -> dict[str, Any]:
+    """The JSON a helper process writes to `info_file` once it serves; its stderr if it died first."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if os.path.exists(info_file):
@@ -98,9 +95,20 @@ def _wait_for(info_file: str, process: subprocess.Popen[bytes], stderr_path: str
             return info
         if process.poll() is not None:
             with open(stderr_path, encoding="utf-8", errors="replace") as handle:
-                raise RuntimeError(f"the simulator exited with {process.returncode}: {handle.read()[-2000:]}")
+                raise RuntimeError(f"{what} exited with {process.returncode}: {handle.read()[-2000:]}")
         time.sleep(0.05)
-    raise RuntimeError(f"the simulator did not start within {STARTUP_TIMEOUT_S:.0f} s")
+    raise RuntimeError(f"{what} did not start within {STARTUP_TIMEOUT_S:.0f} s")
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM (the helpers print their stats on the way out), then SIGKILL if it lingers."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _final_stats(stderr_path: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import pytest
 from fargate_insights import demo
 from fargate_insights.__main__ import main
 from fargate_sim import SimPod, SimulatedCluster
+from tests.cli.processes import group_left
 
 REPO = Path(__file__).resolve().parents[2]
 INTERVAL = "0.2"  # seconds between cycles: fast, and still two samples apart (the demo's housekeeping)
@@ -83,12 +84,7 @@ def run_demo(*args: str, timeout: float = 30.0, env: dict[str, str] | None = Non
         os.killpg(process.pid, 9)
         process.communicate()
         raise
-    try:
-        os.killpg(process.pid, 0)
-        leftover = True
-    except ProcessLookupError:
-        leftover = False
-    return Run(process.returncode, stdout, stderr, leftover)
+    return Run(process.returncode, stdout, stderr, group_left(process.pid))
 
 
 @cache

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 from fargate_insights.__main__ import INTERRUPTED
+from tests.cli.processes import group_left
 
 from .test_demo import demo_env
 
@@ -48,12 +49,7 @@ def interrupt_after(command: list[str], marker: str, env: dict[str, str]) -> tup
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
         raise
-    try:
-        os.killpg(process.pid, 0)
-        leftover = True
-    except ProcessLookupError:
-        leftover = False
-    return process.returncode, "".join(seen) + out, err, leftover
+    return process.returncode, "".join(seen) + out, err, group_left(process.pid)
 
 
 def test_ctrl_c_between_demo_cycles() -> None:

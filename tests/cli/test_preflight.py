@@ -418,28 +418,18 @@ def test_no_permission_for_the_node_proxy(aws, start, capsys) -> None:
     assert sim.stats.proxy_requests == 0, "stops before scraping"
 
 
-def test_no_permission_as_the_functions_role_names_the_role(aws, start, capsys) -> None:
+@pytest.mark.parametrize("path", ["", "service-role/"], ids=["role", "role-with-a-path"])
+def test_no_permission_as_the_functions_role_names_the_role_as_given(aws, start, capsys, path) -> None:
+    """The assumed-role ARN drops a role's path; the access entry needs the role's ARN as given."""
     sim = start(credentials=None, permissions={"get nodes/proxy": False})
     aws(CLUSTER, sim)
-    role = f"arn:aws:iam::{ACCOUNT}:role/fargate-insights-collector"
+    role = f"arn:aws:iam::{ACCOUNT}:role/{path}fargate-insights-collector"
     code, out, _ = collect(capsys, "--role-arn", role)
     assert code == 1
     failure = assert_checks_then_failure(out, 3)
     assert failure.startswith(f"FAIL  not allowed: get nodes/proxy (for {role})"), failure
     assert f"--principal-arn {role} --kubernetes-groups {RBAC_GROUP}" in failure
     assert "--role-arn" not in failure
-
-
-def test_a_role_with_a_path_is_named_with_its_path(aws, start, capsys) -> None:
-    """The assumed-role ARN drops the path; the access entry needs the role's ARN as given."""
-    sim = start(credentials=None, permissions={"get nodes/proxy": False})
-    aws(CLUSTER, sim)
-    role = f"arn:aws:iam::{ACCOUNT}:role/service-role/fargate-insights-collector"
-    code, out, _ = collect(capsys, "--role-arn", role)
-    assert code == 1
-    failure = assert_checks_then_failure(out, 3)
-    assert failure.startswith(f"FAIL  not allowed: get nodes/proxy (for {role})"), failure
-    assert f"--principal-arn {role} --kubernetes-groups {RBAC_GROUP}" in failure
 
 
 def test_rbac_fix_is_a_file_of_this_repository() -> None:
