@@ -113,7 +113,7 @@ _NETWORK_RX_HEAD: Final = NETWORK_RX.encode()
 _NETWORK_TX_HEAD: Final = NETWORK_TX.encode()
 _CONTAINER_LABEL: Final = b'container="'
 _CONTAINER_LABELS: Final = (b'{container="', b',container="')
-_IMAGE_LABEL: Final = (b',image="', b'{image="')
+_IMAGE_LABELS: Final = (b',image="', b'{image="')
 # Pod cgroup names: cgroupfs `pod<uid>`, systemd `kubepods-<qos>-pod<uid_with_underscores>.slice`.
 _POD_CGROUP: Final = re.compile(r"(?:^|-)pod([0-9a-fA-F][0-9a-fA-F_-]{7,63})(?:\.slice)?$")
 
@@ -223,7 +223,7 @@ def _surely_not_a_pod_row(line: bytes) -> bool:
         # container="": a pod cgroup's row only with an empty or absent image; without blanks, a present
         # image label reads `,image="` and an empty one `,image=""`
         return not empty or (
-            _EMPTY_IMAGE[0] not in line and _IMAGE_LABEL[0] in line and not _labels_may_have_blanks(line)
+            _EMPTY_IMAGE[0] not in line and _IMAGE_LABELS[0] in line and not _labels_may_have_blanks(line)
         )
     # Another label order: the substring tests only rule a row out when its head and labels have no
     # blanks, as the kubelet writes them.
@@ -239,7 +239,7 @@ def _may_be_pod_row(line: bytes) -> bool:
     empty_container = _empty_or_absent(line, _EMPTY_CONTAINER, _CONTAINER_LABELS)
     if line.startswith(_NETWORK_PREFIX):
         return empty_container or _DOCKER_SANDBOX[0] in line or _DOCKER_SANDBOX[1] in line
-    return empty_container and _empty_or_absent(line, _EMPTY_IMAGE, _IMAGE_LABEL)
+    return empty_container and _empty_or_absent(line, _EMPTY_IMAGE, _IMAGE_LABELS)
 
 
 def _empty_or_absent(line: bytes, empty: tuple[bytes, bytes], present: tuple[bytes, bytes]) -> bool:

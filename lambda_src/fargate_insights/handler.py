@@ -39,7 +39,7 @@ health = Metrics(namespace=names.HEALTH_NAMESPACE, service="")
 warnings.filterwarnings("ignore", "No application metrics to publish*")
 
 # The run must report before Lambda's timeout: keep this share of the remaining time in reserve, and
-# with a state bucket the time its save may take (`SAVE_WORST_CASE_S`) on top.
+# with a state bucket the time one S3 call of its save may take (`S3_CALL_WORST_CASE_S`) on top.
 DEADLINE_RESERVE_SHARE = 0.1
 DEADLINE_RESERVE_MIN_S = 1.0
 DEADLINE_RESERVE_MAX_S = 5.0

@@ -28,12 +28,14 @@ from typing import Any, Final, Generic, TypeVar
 
 from .https_transport import (
     CONNECT_TIMEOUT_MAX_S,
+    MAX_CHUNK_LINE,
     MAX_HEAD_BYTES,
     STALE_CONNECTION_ERRORS,
     Answer,
     HttpsPool,
     ServerClosed,
     TransportError,
+    chunk_size,
     idle_connection_usable,
 )
 
@@ -45,7 +47,6 @@ T = TypeVar("T")
 _RECV_BYTES: Final = 64 * 1024
 # Do not start a request with less time than this left before the deadline.
 _MIN_START_S: Final = 0.05
-_MAX_CHUNK_LINE: Final = 4096  # as the parser's: past it, the parser has a verdict to give
 # An exchange's states.
 _CONNECTING: Final = 0
 _HANDSHAKE: Final = 1
@@ -613,12 +614,9 @@ class _ChunkedEnd:
             if eol < 0:
                 break
             if self._left == 0:
-                text = buf[pos:eol].partition(b";")[0].strip(b" \t")
                 try:
-                    chunk = int(text, 16) if text and text.isalnum() else -1
-                except ValueError:
-                    chunk = -1
-                if chunk < 0:
+                    chunk = chunk_size(buf[pos:eol])  # the parser's own reading of a size line
+                except TransportError:
                     self.ended = True  # not a size: the parse will say so
                     return True
                 self._left = chunk + 2 if chunk else -1
@@ -627,7 +625,7 @@ class _ChunkedEnd:
                 return True
             pos = eol + 2
         self._line = buf[pos:]
-        if len(self._line) > _MAX_CHUNK_LINE + MAX_HEAD_BYTES:
+        if len(self._line) > MAX_CHUNK_LINE + MAX_HEAD_BYTES:
             self.ended = True  # past what the parser takes: let it refuse
         return self.ended
 

@@ -33,7 +33,7 @@ _T = TypeVar("_T")
 CONNECT_TIMEOUT_MAX_S: Final = 5.0
 MAX_HEAD_BYTES: Final = 64 * 1024  # the status line and headers, interim (1xx) answers included
 _RECV_BYTES: Final = 64 * 1024
-_MAX_CHUNK_LINE: Final = 4096  # a chunk-size line, extensions included
+MAX_CHUNK_LINE: Final = 4096  # a chunk-size line, extensions included
 _HEX: Final = b"0123456789abcdefABCDEF"
 # Framing states of an answer's body.
 _LENGTH: Final = 0  # Content-Length: `_left` bytes still to come
@@ -247,11 +247,11 @@ class Answer:
             elif left == 0:  # chunk-size [; extensions] CRLF
                 eol = buf.find(b"\r\n", pos)
                 if eol >= 0:
-                    size = _chunk_size(buf[pos:eol])
+                    size = chunk_size(buf[pos:eol])
                     pos = eol + 2
                     left = size + 2 if size else -1
                     continue
-                if len(buf) - pos > _MAX_CHUNK_LINE:
+                if len(buf) - pos > MAX_CHUNK_LINE:
                     raise _broken("a chunk-size line is too long")
             else:  # trailer fields, ended by an empty line; skipped
                 if buf.startswith(b"\r\n", pos):
@@ -315,7 +315,8 @@ def idle_connection_usable(sock: ssl.SSLSocket) -> bool:
     return False  # data, or the end of the connection
 
 
-def _chunk_size(line: bytes) -> int:
+def chunk_size(line: bytes) -> int:
+    """The size a chunk-size line (without its CRLF) gives; TransportError when it is not one."""
     size = line.partition(b";")[0].strip(b" \t")
     if not size or len(size) > 15 or size.strip(_HEX):
         raise _broken(f"invalid chunk size {line[:40]!r}")

@@ -167,10 +167,11 @@ def decode(body: bytes) -> CollectorState | None:
         payload = json.loads(text) if text is not None else None
     except (ValueError, RecursionError):
         return None
-    version = payload.get("version") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return None
+    version = payload.get("version")
     if not (_is_int(version) and version in _READABLE_VERSIONS):
         return None
-    assert isinstance(payload, dict)
     counters = payload.get("counters")
     last_run = payload.get("last_run_ms")
     if not isinstance(counters, dict) or not (last_run is None or _is_int(last_run)):
