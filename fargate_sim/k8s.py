@@ -176,6 +176,7 @@ def _node(
             "creationTimestamp": stamp,
             "labels": labels,
             "annotations": annotations,
+            "managedFields": _managed_fields(labels, annotations, spec, capacity, conditions, stamp),
         },
         "spec": spec,
         "status": {
@@ -212,6 +213,88 @@ def _node(
             },
         },
     }
+
+
+def _fields(keys: Any) -> dict[str, Any]:
+    return {f"f:{key}": {} for key in keys}
+
+
+def _managed_fields(
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    spec: Mapping[str, Any],
+    capacity: Mapping[str, str],
+    conditions: list[tuple[str, str, str, str]],
+    stamp: str,
+) -> list[dict[str, Any]]:
+    """The server-side-apply bookkeeping the API server keeps on every Node and returns with its metadata,
+    also in a metadata-only list: the kubelet's registration and status updates and the node controller's
+    TTL annotation. It is most of a Fargate node's metadata bytes, so the listing's cost includes it."""
+    kubelet_annotations = [key for key in annotations if key != "node.alpha.kubernetes.io/ttl"]
+    status_fields: dict[str, Any] = {
+        "f:addresses": {
+            ".": {},
+            **{
+                f'k:{{"type":"{kind}"}}': {".": {}, "f:address": {}, "f:type": {}}
+                for kind in ("Hostname", "InternalDNS", "InternalIP")
+            },
+        },
+        "f:allocatable": _fields(capacity),
+        "f:capacity": _fields(capacity),
+        "f:conditions": {
+            f'k:{{"type":"{kind}"}}': _fields(
+                ("lastHeartbeatTime", "lastTransitionTime", "message", "reason", "status")
+            )
+            for kind, *_ in sorted(conditions)
+        },
+        "f:daemonEndpoints": {"f:kubeletEndpoint": {"f:Port": {}}},
+        "f:images": {},
+        "f:nodeInfo": _fields(
+            (
+                "architecture",
+                "bootID",
+                "containerRuntimeVersion",
+                "kernelVersion",
+                "kubeProxyVersion",
+                "kubeletVersion",
+                "machineID",
+                "operatingSystem",
+                "osImage",
+                "systemUUID",
+            )
+        ),
+    }
+
+    def entry(manager: str, fields: dict[str, Any], subresource: str | None = None) -> dict[str, Any]:
+        managed: dict[str, Any] = {
+            "manager": manager,
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": stamp,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": fields,
+        }
+        if subresource is not None:
+            managed["subresource"] = subresource
+        return managed
+
+    return [
+        entry(
+            "kubelet",
+            {
+                "f:metadata": {
+                    "f:annotations": {".": {}, **_fields(kubelet_annotations)},
+                    "f:labels": {".": {}, **_fields(labels)},
+                },
+                "f:spec": _fields(spec),
+            },
+        ),
+        entry(
+            "kube-controller-manager",
+            {"f:metadata": {"f:annotations": _fields(["node.alpha.kubernetes.io/ttl"])}},
+        ),
+        entry("kubelet", {"f:status": status_fields}, "status"),
+    ]
 
 
 # ---- label selectors ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ preflight, where that cost does not matter). TLS is always verified against the 
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,12 +28,18 @@ from .https_many import Again, ManyGets
 from .https_transport import Answer, HttpsPool, TransportError
 from .names import FARGATE_LABEL, FARGATE_LABEL_VALUE
 
+logger = logging.getLogger(__name__)
+
 # zlib-ng's stub declares `error` as an instance; it is the exception class, as in the stdlib.
 _INFLATE_ERROR: Final = cast("type[Exception]", zlib.error)
 
 FARGATE_SELECTOR: Final = f"{FARGATE_LABEL}={FARGATE_LABEL_VALUE}"
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
 LIST_PAGE_SIZE: Final = 500
+# A page over the body cap is asked again with half the limit, down to this: a Fargate node's metadata is
+# about 3 KB (two thirds of it managedFields), but annotations added by other tools can make it much more,
+# and a listing that fails fails the whole run.
+MIN_LIST_PAGE_SIZE: Final = 8
 # Nodes are listed as metadata only (names and labels are all the collector reads): a fraction of the
 # bytes the API server serializes and the function parses for full Node objects. A server that cannot
 # serve it falls back to the full NodeList, which reads the same way.
@@ -98,6 +105,8 @@ class KubeClient:
         self._timeout_s = request_timeout_s
         self._max_body = max_body_bytes
         self._sleep = sleep
+        # The list's page size: lowered when a page exceeded the cap, and kept so for the warm environment.
+        self._page_size = LIST_PAGE_SIZE
 
     def close(self) -> None:
         self._pool.close()
@@ -134,9 +143,11 @@ class KubeClient:
         return nodes
 
     def _pages(self, path: str, selector: str, deadline: float) -> Iterator[dict[str, Any]]:
+        """The list's pages. One over the body cap is asked again, from the same point, with half the
+        limit: the API server takes a continue token with any limit."""
         token = ""
         while True:
-            query = {"labelSelector": selector, "limit": str(LIST_PAGE_SIZE)}
+            query = {"labelSelector": selector, "limit": str(self._page_size)}
             if token:
                 query["continue"] = token
             try:
@@ -144,6 +155,26 @@ class KubeClient:
             except KubeApiError as err:
                 if token and err.status == 410:
                     raise _ContinueExpired(str(err)) from err
+                if err.reason == "too_large":
+                    if self._page_size > MIN_LIST_PAGE_SIZE:
+                        self._page_size = max(MIN_LIST_PAGE_SIZE, self._page_size // 2)
+                        logger.warning(
+                            "node list page over the cap: asked again with a smaller page",
+                            extra={
+                                "page_size": self._page_size,
+                                "cap_bytes": self._max_body,
+                                "error": str(err),
+                            },
+                        )
+                        continue
+                    raise KubeApiError(
+                        "too_large",
+                        f"GET {path}: a page of {self._page_size} nodes' metadata is still over the "
+                        f"{self._max_body}-byte cap ({err}): some nodes carry unusually large labels, "
+                        f"annotations or managedFields. Find them with `kubectl get nodes -l {selector} "
+                        "-o json | jq -r '.items[] | \"\\(.metadata | tostring | length) "
+                        "\\(.metadata.name)\"' | sort -n | tail`, and remove what other tools wrote there",
+                    ) from err
                 raise
             yield body
             metadata = body.get("metadata") or {}

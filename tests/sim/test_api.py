@@ -325,7 +325,9 @@ def test_node_list_as_metadata_only(sim, client):
     for item in partial["items"]:
         assert item.keys() == {"kind", "apiVersion", "metadata"}
         assert (item["kind"], item["apiVersion"]) == ("PartialObjectMetadata", "meta.k8s.io/v1")
-    assert len(json.dumps(partial)) < len(json.dumps(full)) / 2
+    # managedFields, kept in metadata-only items as by the real server, are most of the metadata's bytes
+    assert all(item["metadata"]["managedFields"] for item in partial["items"])
+    assert len(json.dumps(partial)) < len(json.dumps(full)) * 0.7
 
 
 @pytest.mark.parametrize(
