@@ -370,14 +370,14 @@ class _Handler(BaseHTTPRequestHandler):
         calls = sim.stats.add("list_calls")
         if calls <= sim.faults.list_throttle:
             sim.stats.add("throttled")
-            retry = str(sim.faults.retry_after_s)
-            status = k8s.status(
+            # What the API server's max-in-flight and priority-and-fairness filters answer: Go's
+            # http.Error, plain text and no Status object (unlike a 429 from a handler).
+            self._send(
                 429,
-                "TooManyRequests",
-                "Too many requests, please try again later.",
-                {"retryAfterSeconds": sim.faults.retry_after_s},
+                b"Too many requests, please try again later.\n",
+                "text/plain; charset=utf-8",
+                headers={"Retry-After": str(sim.faults.retry_after_s), "X-Content-Type-Options": "nosniff"},
             )
-            self._send(429, json.dumps(status).encode(), headers={"Retry-After": retry})
             return
         if not sim.allowed("list", "nodes"):
             self._forbidden("list", "nodes", None, user)

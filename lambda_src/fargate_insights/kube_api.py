@@ -327,25 +327,40 @@ def _decode_body(body: bytes, encoding: str, cap: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+# Of an error answer that is not a Status object (Go's http.Error text from the API server's filters, a
+# kubelet's or a proxy's page), this much of its first line goes into the error's message.
+ERROR_TEXT_CHARS: Final = 200
+
+
 def _status_error(status: int, path: str, body: bytes) -> KubeApiError:
     message = ""
     gone = False
     try:
         parsed = json.loads(body)
-        if isinstance(parsed, dict):
-            message = str(parsed.get("message") or "")
-            details = parsed.get("details")
-            # The API server's own answer for a node that no longer exists (not a kubelet's 404).
-            gone = (
-                status == 404
-                and parsed.get("reason") == "NotFound"
-                and isinstance(details, dict)
-                and details.get("kind") == "nodes"
-            )
+        if not isinstance(parsed, dict):
+            raise ValueError("not a Status object")
+        message = str(parsed.get("message") or "")
+        details = parsed.get("details")
+        # The API server's own answer for a node that no longer exists (not a kubelet's 404).
+        gone = (
+            status == 404
+            and parsed.get("reason") == "NotFound"
+            and isinstance(details, dict)
+            and details.get("kind") == "nodes"
+        )
     except ValueError:
-        pass
+        message = _error_text(body)
     reason = NODE_GONE if gone else f"http_{status}"
     return KubeApiError(reason, f"GET {path}: HTTP {status} {message}".rstrip(), status)
+
+
+def _error_text(body: bytes) -> str:
+    """The first line of a text error answer, shortened; nothing for bytes that are not text (a
+    compressed or binary body)."""
+    text = body.decode("utf-8", "replace").strip().partition("\n")[0].strip()
+    if "\ufffd" in text or not text.isprintable():
+        return ""
+    return text[:ERROR_TEXT_CHARS] + ("…" if len(text) > ERROR_TEXT_CHARS else "")
 
 
 def _retry_after(value: str | None) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from fargate_insights.kube_api import NODE_GONE, _status_error
 
 PATH = "/api/v1/nodes/fargate-ip-10-0-1-2.ec2.internal/proxy/metrics/cadvisor"
@@ -37,3 +39,28 @@ def test_not_found_for_something_else_is_a_failure() -> None:
 def test_other_statuses_keep_their_code() -> None:
     assert _status_error(503, PATH, _status(503, "ServiceUnavailable", None)).reason == "http_503"
     assert _status_error(500, PATH, b"\xff\xfe not json").reason == "http_500"
+
+
+def test_a_text_error_answer_keeps_its_first_line_in_the_message() -> None:
+    # The API server's max-in-flight and priority-and-fairness filters answer 429 with Go's http.Error.
+    err = _status_error(429, PATH, b"Too many requests, please try again later.\n")
+    assert str(err) == f"GET {PATH}: HTTP 429 Too many requests, please try again later."
+    assert str(_status_error(404, PATH, b"404 page not found\n")).endswith("HTTP 404 404 page not found")
+    long_line = _status_error(502, PATH, b"<html>" + b"x" * 1000 + b"</html>\nsecond line")
+    assert str(long_line).endswith("x…") and "second line" not in str(long_line)
+    assert len(str(long_line)) < len(PATH) + 230
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (b"\x1f\x8b\x08\x00\x00\x00\x00\x00", ""),  # a gzip header: binary
+        (b"\xff\xfe not json", ""),
+        (b"bell \x07 here", ""),
+        (b"", ""),
+        (b"[1, 2]", " [1, 2]"),  # JSON, but not a Status object: shown as text
+    ],
+    ids=["gzip", "not-utf8", "control-character", "empty", "json-list"],
+)
+def test_only_printable_text_of_an_error_answer_is_shown(body: bytes, shown: str) -> None:
+    assert str(_status_error(500, PATH, body)) == f"GET {PATH}: HTTP 500{shown}"
