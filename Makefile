@@ -61,6 +61,12 @@ deploy: $(STAMP) $(CDK) ## Deploy to your AWS account (CLUSTER=name REGION=regio
 	AWS_REGION=$(or $(REGION),$$AWS_REGION) CDK_DEFAULT_REGION=$(or $(REGION),$$AWS_REGION) \
 	  $(CDK) deploy -c clusterName=$(CLUSTER) $(ARGS)
 
+.PHONY: destroy
+destroy: $(STAMP) $(CDK) ## Delete the stack (CLUSTER=name REGION=region); see "Remove" in the README
+	@[ -n "$(CLUSTER)" ] || { echo "usage: make destroy CLUSTER=<eks cluster name> REGION=<region>" >&2; exit 2; }
+	AWS_REGION=$(or $(REGION),$$AWS_REGION) CDK_DEFAULT_REGION=$(or $(REGION),$$AWS_REGION) \
+	  $(CDK) destroy -c clusterName=$(CLUSTER) $(ARGS)
+
 .PHONY: bench
 bench: $(STAMP) ## Benchmark one collection of many Fargate nodes (ARGS="--nodes N")
 	$(PY) -m bench $(ARGS)

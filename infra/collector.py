@@ -614,6 +614,13 @@ class FargateInsightsCollector(Construct):
             value=rbac_command(s.kubernetes_group),
             description="Run once against the cluster: the ClusterRole and binding for the collector's group",
         )
+        if self.state_bucket is not None:
+            CfnOutput(
+                self,
+                "StateBucketName",
+                value=self.state_bucket.bucket_name,
+                description="The counter state's bucket; kept when the stack is deleted (see Remove in the README)",
+            )
         if self.vpc_config is not None and s.security_group_id is None:
             CfnOutput(
                 self,

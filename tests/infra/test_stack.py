@@ -284,6 +284,14 @@ def test_outputs_role_arn_and_rbac_command(default: Synthesized, private: Synthe
 # State store ----------------------------------------------------------------------------------------
 
 
+def test_the_retained_state_bucket_is_an_output(default: Synthesized, private: Synthesized) -> None:
+    """Its name is what a user needs to delete it after the stack (the bucket is retained)."""
+    (bucket_id,) = default.resources("AWS::S3::Bucket")
+    outputs = default.template_json["Outputs"]
+    assert [o["Value"] for k, o in outputs.items() if "StateBucketName" in k] == [{"Ref": bucket_id}]
+    assert not any("StateBucketName" in key for key in private.template_json["Outputs"])  # stateStore=false
+
+
 def test_state_bucket_is_private_encrypted_and_tls_only(default: Synthesized) -> None:
     (bucket,) = default.resources("AWS::S3::Bucket").values()
     props = bucket["Properties"]
