@@ -619,7 +619,7 @@ class FargateInsightsCollector(Construct):
                 self,
                 "StateBucketName",
                 value=self.state_bucket.bucket_name,
-                description="The counter state's bucket; kept when the stack is deleted (see Remove in the README)",
+                description="The counter state's bucket, kept when the stack is deleted (README: Remove)",
             )
         if self.vpc_config is not None and s.security_group_id is None:
             CfnOutput(
