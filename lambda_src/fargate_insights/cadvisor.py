@@ -177,9 +177,22 @@ def extract(payload: bytes) -> Extraction:
     # interfaces, and a sum over the others would be too low. The uid is "" when the labels could not
     # be read, and then every pod's sum of that family is unsure (a Fargate payload holds one pod).
     unsure_sums: set[tuple[str, str]] = set()
+    known_rows = _KNOWN_ROWS
+    tail = _TAIL.fullmatch
     for line in lines:
         if not line:
             continue  # a node-level row
+        # A row whose name and label set were read before, in this payload or an earlier one (the same
+        # pod's rows a minute ago): only its value and timestamp are read.
+        close = line.rfind(b"} ")
+        row = known_rows.get(line[: close + 1]) if close > 0 else None
+        if row is not None:
+            match = tail(line, close + 1)
+            sample = None if match is None else _sample(match[1], match[2])
+            if sample is not None:
+                _put(row[0], row[1], sample, result)
+                continue
+            # not a well-formed tail: the line is read in full below, as any other
         if _surely_not_a_pod_row(line):
             continue
         if not _apply_line(line, result, label_sets, unsure_sums):
@@ -302,6 +315,13 @@ def _route(labels: dict[str, str]) -> _Route:
 # (label set as written, read with the strict pair regex) -> its route, or None when invalid.
 _LabelSets = dict[tuple[bytes, bool], _Route | None]
 _FAMILY: Final = {name.encode(): name for name in WANTED_FAMILIES}
+# `name{labels}` of rows read before -> (family, route), across payloads: a pod's rows keep their labels
+# from one minute to the next, so reading them again is wasted. About 9 rows a pod, 0.3-0.4 KB each:
+# room for the rows of ~14,000 pods in at most ~50 MB.
+KNOWN_ROWS_MAX: Final = 131072
+_KNOWN_ROWS: dict[bytes, tuple[str, _Route]] = {}
+# What follows a known row's label set: exactly the strict line pattern's tail.
+_TAIL: Final = re.compile(rb" ([^ \t\n]+)(?: (-?[0-9]{1,19}))?")
 
 
 def _apply_line(
@@ -321,7 +341,8 @@ def _apply_line(
             _note_unsure_sum(line, None, unsure_sums)
             return False
     name, raw_labels, value_text, ts_text = match.groups()
-    key = (raw_labels, label_pair is _LABEL_PAIR)
+    strict = label_pair is _LABEL_PAIR
+    key = (raw_labels, strict)
     try:
         route = label_sets[key]
     except KeyError:
@@ -333,30 +354,59 @@ def _apply_line(
     if route is None:
         _note_unsure_sum(line, None, unsure_sums)
         return False
-    value = float(value_text) if _FLOAT.fullmatch(value_text) is not None else None
-    if value is not None and math.isinf(value) and value_text.lstrip(b"+-")[:1] not in (b"i", b"I"):
-        value = None  # 1e999: Go's ParseFloat reports a range error, not an infinity
-    timestamp_ms = None
-    if ts_text is not None:
-        timestamp_ms = _parse_timestamp(ts_text)
-    if value is None or (ts_text is not None and timestamp_ms is None):
+    sample = _sample(value_text, ts_text)
+    if sample is None:
         _note_unsure_sum(line, route, unsure_sums)
         return False
     family = _FAMILY[name]  # the candidate scan only keeps lines of these families
+    _put(family, route, sample, result)
+    if strict and (route.totals is not None or route.sandbox is not None):
+        _remember_row(line[: match.end("labels") + 1], family, route)
+    return True
+
+
+def _remember_row(head: bytes, family: str, route: _Route) -> None:
+    """Keep what a row's `name{labels}` meant, for the same pod's next payloads.
+
+    Only heads of the strict shape whose labels route to a pod are kept, and a line is read this way
+    only when the rest of it is ` value` or ` value timestamp`: such a line matches the strict line
+    pattern with the same name and labels (the label set ends at the first '}' outside quotes, so the
+    split is the pattern's own), and `_surely_not_a_pod_row`, whose substring tests all involve a quote,
+    a brace or a blank before the last '}', would have let it through as it did the first time. Rows it
+    skips are not kept: the test costs about what the lookup would.
+    """
+    if len(_KNOWN_ROWS) >= KNOWN_ROWS_MAX:
+        _KNOWN_ROWS.clear()  # pods come and go: start again rather than grow without bound
+    _KNOWN_ROWS[head] = (family, route)
+
+
+def _sample(value_text: bytes, ts_text: bytes | None) -> Sample | None:
+    """A line's value and timestamp as Go's text parser reads them; None when either is malformed."""
+    value = float(value_text) if _FLOAT.fullmatch(value_text) is not None else None
+    if value is None:
+        return None
+    if math.isinf(value) and value_text.lstrip(b"+-")[:1] not in (b"i", b"I"):
+        return None  # 1e999: Go's ParseFloat reports a range error, not an infinity
+    if ts_text is None:
+        return Sample(value, None)
+    timestamp_ms = _parse_timestamp(ts_text)
+    return None if timestamp_ms is None else Sample(value, timestamp_ms)
+
+
+def _put(family: str, route: _Route, sample: Sample, result: Extraction) -> None:
+    """Store a routed row's sample in its pod."""
     if route.totals is not None:
         # A pod cgroup's row: its pod exists even when the family is not one of its totals.
         pod = _pod(result, *route.totals)
         if family != CPU_USAGE or route.cpu_total:  # per-CPU rows: the total row is what the pod uses
-            _store_pod_total(family, Sample(value, timestamp_ms), pod)
+            _store_pod_total(family, sample, pod)
     elif route.sandbox is not None and family in (NETWORK_RX, NETWORK_TX):
         pod = _pod(result, *route.sandbox)
         counters = pod.network_rx if family == NETWORK_RX else pod.network_tx
-        sample = Sample(value, timestamp_ms)
         previous = counters.get(route.interface)
         if previous is not None and previous != sample:
             pod.conflicts.add(family)
         counters[route.interface] = sample
-    return True
 
 
 def _parse_timestamp(text: bytes) -> int | None:

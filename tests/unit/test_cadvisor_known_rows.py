@@ -1,0 +1,119 @@
+"""Rows whose `name{labels}` were read in an earlier payload are read again from their value and timestamp
+only (`cadvisor._KNOWN_ROWS`). That must change nothing but the CPU: every payload, well-formed or not,
+gives exactly what it gives with nothing remembered, whatever earlier payloads taught the extractor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from unittest.mock import patch
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fargate_insights import cadvisor
+from fargate_insights.cadvisor import Extraction, Sample, extract
+
+from .test_cadvisor_bad_input import CPU, UID_A, VALID, _mutated, _pod_row
+
+REAL_PAYLOADS = (
+    "kubelet-1.28-containerd.txt",
+    "kubelet-1.18-docker-systemd.txt",
+    "cadvisor-golden-synthetic.txt",
+)
+
+
+@pytest.fixture(autouse=True)
+def _nothing_remembered() -> Iterator[None]:
+    cadvisor._KNOWN_ROWS.clear()
+    yield
+    cadvisor._KNOWN_ROWS.clear()
+
+
+def _as_read(result: Extraction) -> str:
+    # repr: NaN equals itself there, and pods, samples, conflicts and the malformed count all show
+    return repr(result)
+
+
+def _cold(payload: bytes) -> Extraction:
+    """The payload read with nothing remembered, not even its own earlier rows: every line read in full."""
+    cadvisor._KNOWN_ROWS.clear()
+    with patch.object(cadvisor, "_remember_row", lambda *_: None):
+        return extract(payload)
+
+
+def _same_cold_and_warm(payload: bytes, *teachers: bytes) -> Extraction:
+    """The payload read with nothing remembered, then after `teachers` and itself were read."""
+    cold = _cold(payload)
+    for teacher in teachers:
+        extract(teacher)
+    assert _as_read(extract(payload)) == _as_read(cold)
+    assert _as_read(extract(payload)) == _as_read(cold)  # its own heads remembered too
+    return cold
+
+
+def test_a_known_row_is_read_from_its_value_and_timestamp() -> None:
+    first = extract(VALID)
+    assert cadvisor._KNOWN_ROWS, "the valid payload's pod rows are remembered"
+    later = VALID.replace(b"} 12.5 1700000000000", b"} 13.5 1700000060000")
+    second = extract(later)
+    assert first.pods[UID_A].cpu_usage_seconds == Sample(12.5, 1700000000000)
+    assert second.pods[UID_A].cpu_usage_seconds == Sample(13.5, 1700000060000)
+    assert _as_read(_cold(later)) == _as_read(second)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "1}2 1700000000000",  # a brace in the value
+        "abc",
+        "12.5 1700000000000 7",  # a token after the timestamp
+        "12.5 17.5",  # a float timestamp
+        "12.5  1700000000000",  # two blanks
+        '12.5,image="" 1',
+        "1e999",  # out of float64's range
+        "12.5 99999999999999999999",  # past int64
+        "",
+        "NaN",
+        "+Inf 1700000000000",
+    ],
+)
+def test_a_known_head_with_any_tail_reads_as_with_nothing_remembered(tail: str) -> None:
+    row = _pod_row(CPU, UID_A, "pod-a", tail, 'cpu="total",')
+    payload = VALID + row.encode()
+    _same_cold_and_warm(payload, VALID)
+
+
+_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_SETTINGS
+@given(_mutated())
+def test_property_mutated_payloads_read_the_same_with_the_valid_ones_heads_known(payload: bytes) -> None:
+    _same_cold_and_warm(payload, VALID)
+
+
+@_SETTINGS
+@given(st.lists(st.sampled_from(VALID.split(b"\n")), max_size=30), st.binary(max_size=40))
+def test_property_recombined_lines_read_the_same_with_heads_known(lines: list[bytes], tail: bytes) -> None:
+    _same_cold_and_warm(b"\n".join(lines) + b"\n" + tail, VALID)
+
+
+@pytest.mark.parametrize("name", REAL_PAYLOADS)
+def test_real_payloads_read_the_same_with_their_heads_known(shared_fixtures: Path, name: str) -> None:
+    payload = (shared_fixtures / "cadvisor" / name).read_bytes()
+    _same_cold_and_warm(payload)
+    # and the next minute's payload, every value changed, read with the heads this one taught
+    later = payload.replace(b" 1", b" 2")
+    if extract(payload).pods:
+        assert _as_read(extract(later)) != _as_read(extract(payload))
+    warm = extract(later)
+    assert _as_read(_cold(later)) == _as_read(warm)
+
+
+def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cadvisor, "KNOWN_ROWS_MAX", 4)
+    extract(VALID)
+    assert 0 < len(cadvisor._KNOWN_ROWS) <= 4
+    assert _as_read(extract(VALID)) == _as_read(_same_cold_and_warm(VALID))
