@@ -177,22 +177,24 @@ def extract(payload: bytes) -> Extraction:
     # interfaces, and a sum over the others would be too low. The uid is "" when the labels could not
     # be read, and then every pod's sum of that family is unsure (a Fargate payload holds one pod).
     unsure_sums: set[tuple[str, str]] = set()
-    known_rows = _KNOWN_ROWS
+    known = _KNOWN_LABEL_SETS
     tail = _TAIL.fullmatch
     for line in lines:
         if not line:
             continue  # a node-level row
-        # A row whose name and label set were read before, in this payload or an earlier one (the same
-        # pod's rows a minute ago): only its value and timestamp are read.
+        # A row whose label set was read before, in this payload or an earlier one (the same pod's rows
+        # a minute ago): only its name, value and timestamp are read.
         close = line.rfind(b"} ")
-        row = known_rows.get(line[: close + 1]) if close > 0 else None
-        if row is not None:
+        brace = line.find(b"{")
+        route = known.get(line[brace + 1 : close]) if 0 < brace < close else None
+        if route is not None:
+            family = _FAMILY.get(line[:brace])
             match = tail(line, close + 1)
             sample = None if match is None else _sample(match[1], match[2])
-            if sample is not None:
-                _put(row[0], row[1], sample, result)
+            if family is not None and sample is not None:
+                _put(family, route, sample, result)
                 continue
-            # not a well-formed tail: the line is read in full below, as any other
+            # not a wanted name written plainly, or not a well-formed tail: read in full below
         if _surely_not_a_pod_row(line):
             continue
         if not _apply_line(line, result, label_sets, unsure_sums):
@@ -315,11 +317,12 @@ def _route(labels: dict[str, str]) -> _Route:
 # (label set as written, read with the strict pair regex) -> its route, or None when invalid.
 _LabelSets = dict[tuple[bytes, bool], _Route | None]
 _FAMILY: Final = {name.encode(): name for name in WANTED_FAMILIES}
-# `name{labels}` of rows read before -> (family, route), across payloads: a pod's rows keep their labels
-# from one minute to the next, so reading them again is wasted. About 9 rows a pod, 0.3-0.4 KB each:
-# room for the rows of ~14,000 pods in at most ~50 MB.
-KNOWN_ROWS_MAX: Final = 131072
-_KNOWN_ROWS: dict[bytes, tuple[str, _Route]] = {}
+# Label sets read before -> their route, across payloads: a pod's rows keep their labels from one minute
+# to the next, so reading them again is wasted. Three label sets a pod (its cgroup's, with and without
+# `cpu="total"`, and its sandbox's per interface), about 0.6 KB each with their routes: room for ~20,000
+# pods in at most ~40 MB.
+KNOWN_LABEL_SETS_MAX: Final = 65536
+_KNOWN_LABEL_SETS: dict[bytes, _Route] = {}
 # What follows a known row's label set: exactly the strict line pattern's tail.
 _TAIL: Final = re.compile(rb" ([^ \t\n]+)(?: (-?[0-9]{1,19}))?")
 
@@ -361,23 +364,25 @@ def _apply_line(
     family = _FAMILY[name]  # the candidate scan only keeps lines of these families
     _put(family, route, sample, result)
     if strict and (route.totals is not None or route.sandbox is not None):
-        _remember_row(line[: match.end("labels") + 1], family, route)
+        _remember_label_set(raw_labels, route)
     return True
 
 
-def _remember_row(head: bytes, family: str, route: _Route) -> None:
-    """Keep what a row's `name{labels}` meant, for the same pod's next payloads.
+def _remember_label_set(raw_labels: bytes, route: _Route) -> None:
+    """Keep where a label set's rows go, for the same pod's next payloads.
 
-    Only heads of the strict shape whose labels route to a pod are kept, and a line is read this way
-    only when the rest of it is ` value` or ` value timestamp`: such a line matches the strict line
-    pattern with the same name and labels (the label set ends at the first '}' outside quotes, so the
-    split is the pattern's own), and `_surely_not_a_pod_row`, whose substring tests all involve a quote,
-    a brace or a blank before the last '}', would have let it through as it did the first time. Rows it
-    skips are not kept: the test costs about what the lookup would.
+    Only label sets of the strict shape that route to a pod are kept, and a line is read with one only
+    when it is exactly `name{labels} value` or `name{labels} value timestamp`, the name a wanted family
+    and the rest the strict pattern's tail. Such a line matches the strict line pattern with the same
+    name and labels: the label set ends at the first '}' outside quotes, so the split is the pattern's
+    own, and a label set valid after one name is valid after any. `_surely_not_a_pod_row`, whose
+    substring tests all involve a quote, a brace or a blank before the last '}', would have let the
+    line through as it did the first time. Skipped rows are not kept: the test costs about what a
+    lookup would.
     """
-    if len(_KNOWN_ROWS) >= KNOWN_ROWS_MAX:
-        _KNOWN_ROWS.clear()  # pods come and go: start again rather than grow without bound
-    _KNOWN_ROWS[head] = (family, route)
+    if len(_KNOWN_LABEL_SETS) >= KNOWN_LABEL_SETS_MAX:
+        _KNOWN_LABEL_SETS.clear()  # pods come and go: start again rather than grow without bound
+    _KNOWN_LABEL_SETS[raw_labels] = route
 
 
 def _sample(value_text: bytes, ts_text: bytes | None) -> Sample | None:

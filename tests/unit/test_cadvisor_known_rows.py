@@ -1,5 +1,5 @@
-"""Rows whose `name{labels}` were read in an earlier payload are read again from their value and timestamp
-only (`cadvisor._KNOWN_ROWS`). That must change nothing but the CPU: every payload, well-formed or not,
+"""Rows whose label set was read in an earlier payload are read again from their name, value and timestamp
+only (`cadvisor._KNOWN_LABEL_SETS`). That must change nothing but the CPU: every payload, well-formed or not,
 gives exactly what it gives with nothing remembered, whatever earlier payloads taught the extractor."""
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ REAL_PAYLOADS = (
 
 @pytest.fixture(autouse=True)
 def _nothing_remembered() -> Iterator[None]:
-    cadvisor._KNOWN_ROWS.clear()
+    cadvisor._KNOWN_LABEL_SETS.clear()
     yield
-    cadvisor._KNOWN_ROWS.clear()
+    cadvisor._KNOWN_LABEL_SETS.clear()
 
 
 def _as_read(result: Extraction) -> str:
@@ -38,8 +38,8 @@ def _as_read(result: Extraction) -> str:
 
 def _cold(payload: bytes) -> Extraction:
     """The payload read with nothing remembered, not even its own earlier rows: every line read in full."""
-    cadvisor._KNOWN_ROWS.clear()
-    with patch.object(cadvisor, "_remember_row", lambda *_: None):
+    cadvisor._KNOWN_LABEL_SETS.clear()
+    with patch.object(cadvisor, "_remember_label_set", lambda *_: None):
         return extract(payload)
 
 
@@ -55,7 +55,7 @@ def _same_cold_and_warm(payload: bytes, *teachers: bytes) -> Extraction:
 
 def test_a_known_row_is_read_from_its_value_and_timestamp() -> None:
     first = extract(VALID)
-    assert cadvisor._KNOWN_ROWS, "the valid payload's pod rows are remembered"
+    assert cadvisor._KNOWN_LABEL_SETS, "the valid payload's pod rows are remembered"
     later = VALID.replace(b"} 12.5 1700000000000", b"} 13.5 1700000060000")
     second = extract(later)
     assert first.pods[UID_A].cpu_usage_seconds == Sample(12.5, 1700000000000)
@@ -83,6 +83,29 @@ def test_a_known_head_with_any_tail_reads_as_with_nothing_remembered(tail: str) 
     row = _pod_row(CPU, UID_A, "pod-a", tail, 'cpu="total",')
     payload = VALID + row.encode()
     _same_cold_and_warm(payload, VALID)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        " " + _pod_row(CPU, UID_A, "pod-a", "13 1700000000000", 'cpu="total",'),  # a blank before the name
+        _pod_row(CPU, UID_A, "pod-a", "13 1700000000000", 'cpu="total",').replace("{", " {", 1),
+        _pod_row(CPU, UID_A, "pod-a", "13 1700000000000", 'cpu="total",').replace("{", "{ ", 1),
+        _pod_row("container_spec_cpu_quota", UID_A, "pod-a", "70000", 'cpu="total",'),  # another family
+        _pod_row("container_start_time_seconds", UID_A, "pod-a", "1700000000"),
+        _pod_row("container_memory_working_set_bytes", UID_A, "pod-a", "7 1700000000000"),  # a conflict
+    ],
+    ids=[
+        "blank-before-name",
+        "blank-before-brace",
+        "blank-after-brace",
+        "other-family",
+        "new-family",
+        "conflict",
+    ],
+)
+def test_a_known_label_set_in_another_row_reads_as_with_nothing_remembered(row: str) -> None:
+    _same_cold_and_warm(VALID + row.encode(), VALID)
 
 
 _SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -113,7 +136,7 @@ def test_real_payloads_read_the_same_with_their_heads_known(shared_fixtures: Pat
 
 
 def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cadvisor, "KNOWN_ROWS_MAX", 4)
+    monkeypatch.setattr(cadvisor, "KNOWN_LABEL_SETS_MAX", 4)
     extract(VALID)
-    assert 0 < len(cadvisor._KNOWN_ROWS) <= 4
+    assert 0 < len(cadvisor._KNOWN_LABEL_SETS) <= 4
     assert _as_read(extract(VALID)) == _as_read(_same_cold_and_warm(VALID))
