@@ -170,8 +170,12 @@ def _bench(args: argparse.Namespace, store: _StateStore | None) -> int:
         "cold_import_ms": round(cold_ms, 1),
         "cold_import_kubernetes_client_ms": round(kubernetes_ms, 1),
         "heavy_modules_at_cold_start": heavy,
-        "extract_speedup_vs_prometheus_client": round(extraction.speedup, 1),
-        "extract_ms_per_payload": round(extraction.ours_ms_per_payload, 3),
+        # A pod's first payload, nothing known (the conservative comparison with a parser that keeps
+        # nothing); and as in every later run, the pod's label sets known from its last payload.
+        "extract_speedup_vs_prometheus_client": round(extraction.speedup_first_read, 1),
+        "extract_ms_per_payload": round(extraction.ours_first_read_ms_per_payload, 3),
+        "extract_ms_per_payload_label_sets_known": round(extraction.ours_ms_per_payload, 3),
+        "extract_speedup_label_sets_known": round(extraction.speedup, 1),
         "prometheus_client_ms_per_payload": round(extraction.reference_ms_per_payload, 3),
         "split_lines_ms_per_payload": round(extraction.split_ms_per_payload, 3),
         "payload_kib": round(extraction.payload_kib, 1),
@@ -383,7 +387,9 @@ def _print_table(results: dict[str, Any]) -> list[str]:
             "extract_speedup_vs_prometheus_client",
             "",
             f"{results['extract_ms_per_payload']} ms vs {results['prometheus_client_ms_per_payload']} ms "
-            f"per {results['payload_kib']} KiB payload",
+            f"per {results['payload_kib']} KiB payload, a pod's first; later ones, its label sets known: "
+            f"{results['extract_ms_per_payload_label_sets_known']} ms, "
+            f"{results['extract_speedup_label_sets_known']}x",
         ),
         (
             "lambda_usd_per_month",

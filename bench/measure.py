@@ -55,7 +55,10 @@ def cold_import_ms(module: str, repeat: int) -> tuple[float, list[str]]:
 class ExtractionComparison:
     payloads: int
     payload_kib: float
+    # Each payload read as the same pod's next payload is (its label sets known from a minute ago: every
+    # run of a warm execution environment), and as the first one of a pod is (nothing known).
     ours_ms_per_payload: float
+    ours_first_read_ms_per_payload: float
     reference_ms_per_payload: float
     # The least any reader of the text does: split it into lines (a floor for the CPU a node can take).
     split_ms_per_payload: float
@@ -64,15 +67,24 @@ class ExtractionComparison:
     def speedup(self) -> float:
         return self.reference_ms_per_payload / self.ours_ms_per_payload
 
+    @property
+    def speedup_first_read(self) -> float:
+        return self.reference_ms_per_payload / self.ours_first_read_ms_per_payload
+
 
 def compare_extraction(payloads: list[bytes], repeat: int) -> ExtractionComparison:
     """Best-of-`repeat` time of our extractor and of prometheus_client's parser on the same payloads."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from fargate_insights.cadvisor import extract
+    from fargate_insights.cadvisor import extract, forget_label_sets
 
     def ours() -> None:
         for payload in payloads:
+            extract(payload)
+
+    def ours_first_read() -> None:
+        for payload in payloads:
+            forget_label_sets()
             extract(payload)
 
     def split() -> None:
@@ -87,9 +99,11 @@ def compare_extraction(payloads: list[bytes], repeat: int) -> ExtractionComparis
                     pass
 
     # Interleaved, so that both see the same machine (a shared VM's speed drifts within seconds).
-    ours_s = reference_s = split_s = float("inf")
+    ours_s = first_s = reference_s = split_s = float("inf")
+    ours()  # each payload's label sets known, as the measured run's are
     for round_ in range(repeat):
         ours_s = min(ours_s, _best_of(ours, 3))
+        first_s = min(first_s, _best_of(ours_first_read, 3))
         split_s = min(split_s, _best_of(split, 3))
         if round_ % 3 == 0:
             reference_s = min(reference_s, _best_of(reference, 1))
@@ -98,6 +112,7 @@ def compare_extraction(payloads: list[bytes], repeat: int) -> ExtractionComparis
         payloads=count,
         payload_kib=sum(map(len, payloads)) / count / 1024,
         ours_ms_per_payload=ours_s / count * 1000,
+        ours_first_read_ms_per_payload=first_s / count * 1000,
         reference_ms_per_payload=reference_s / count * 1000,
         split_ms_per_payload=split_s / count * 1000,
     )

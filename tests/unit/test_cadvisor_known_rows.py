@@ -26,9 +26,9 @@ REAL_PAYLOADS = (
 
 @pytest.fixture(autouse=True)
 def _nothing_remembered() -> Iterator[None]:
-    cadvisor._KNOWN_LABEL_SETS.clear()
+    cadvisor.forget_label_sets()
     yield
-    cadvisor._KNOWN_LABEL_SETS.clear()
+    cadvisor.forget_label_sets()
 
 
 def _as_read(result: Extraction) -> str:
@@ -38,7 +38,7 @@ def _as_read(result: Extraction) -> str:
 
 def _cold(payload: bytes) -> Extraction:
     """The payload read with nothing remembered, not even its own earlier rows: every line read in full."""
-    cadvisor._KNOWN_LABEL_SETS.clear()
+    cadvisor.forget_label_sets()
     with patch.object(cadvisor, "_remember_label_set", lambda *_: None):
         return extract(payload)
 
