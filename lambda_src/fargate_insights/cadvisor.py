@@ -320,9 +320,9 @@ def _route(labels: dict[str, str]) -> _Route:
 _LabelSets = dict[tuple[bytes, bool], _Route | None]
 _FAMILY: Final = {name.encode(): name for name in WANTED_FAMILIES}
 # Label sets read before -> their route, across payloads: a pod's rows keep their labels from one minute
-# to the next, so reading them again is wasted. Three label sets a pod (its cgroup's, with and without
-# `cpu="total"`, and its sandbox's per interface), about 0.6 KB each with their routes: room for ~20,000
-# pods in at most ~40 MB.
+# to the next, so reading them again is wasted. About four label sets a pod (its cgroup's, with and
+# without `cpu="total"`, and its sandbox's per interface), 3 KB a pod with their routes (measured): room
+# for ~15,000 pods in at most ~50 MB; a larger cluster clears it during each run and reads more in full.
 KNOWN_LABEL_SETS_MAX: Final = 65536
 _KNOWN_LABEL_SETS: dict[bytes, _Route] = {}
 # What follows a known row's label set: exactly the strict line pattern's tail.
