@@ -188,7 +188,9 @@ def extract(payload: bytes) -> Extraction:
         # a minute ago): only its name, value and timestamp are read.
         close = line.rfind(b"} ")
         brace = line.find(b"{")
-        route = known.get(line[brace + 1 : close]) if 0 < brace < close else None
+        route = None
+        if 0 < brace < close:
+            route = known.get((line[brace + 1 : close], line.startswith(_NETWORK_PREFIX)))
         if route is not None:
             family = _FAMILY.get(line[:brace])
             match = tail(line, close + 1)
@@ -240,7 +242,9 @@ def _surely_not_a_pod_row(line: bytes) -> bool:
         # container="": a pod cgroup's row only with an empty or absent image; without blanks, a present
         # image label reads `,image="` and an empty one `,image=""`
         return not empty or (
-            _EMPTY_IMAGE[0] not in line and _IMAGE_LABELS[0] in line and not _labels_may_have_blanks(line)
+            _EMPTY_IMAGE[0] not in line
+            and _written(line, _IMAGE_LABELS[0])
+            and not _labels_may_have_blanks(line)
         )
     # Another label order: the substring tests only rule a row out when its head and labels have no
     # blanks, as the kubelet writes them.
@@ -260,9 +264,25 @@ def _may_be_pod_row(line: bytes) -> bool:
 
 
 def _empty_or_absent(line: bytes, empty: tuple[bytes, bytes], present: tuple[bytes, bytes]) -> bool:
-    """Whether a label is written empty, or not at all (`label="` with an unescaped quote cannot
-    appear inside a well-formed label value, so finding it means the label is there)."""
-    return empty[0] in line or empty[1] in line or not (present[0] in line or present[1] in line)
+    """Whether a label is written empty, or may not be written at all (`label=""` cannot be made of a
+    label value's end and what follows it, but `,label="` can: `x="a,label="` ends a value)."""
+    if empty[0] in line or empty[1] in line:
+        return True
+    return not (_written(line, present[0]) or _written(line, present[1]))
+
+
+def _written(line: bytes, label: bytes) -> bool:
+    """Whether `label` (`,name="` or `{name="`) surely starts a label, not the end of another's value:
+    found outside quotes. Decided only for a line without backslashes, where every quote opens or closes
+    a value; with one, not surely (the line is then parsed)."""
+    at = line.find(label)
+    if at < 0 or b"\\" in line:
+        return False
+    while at >= 0:
+        if line.count(b'"', 0, at) % 2 == 0:
+            return True
+        at = line.find(label, at + 1)
+    return False
 
 
 def _labels_may_have_blanks(line: bytes) -> bool:
@@ -324,7 +344,7 @@ _FAMILY: Final = {name.encode(): name for name in WANTED_FAMILIES}
 # without `cpu="total"`, and its sandbox's per interface), 3 KB a pod with their routes (measured): room
 # for ~15,000 pods in at most ~50 MB; a larger cluster clears it during each run and reads more in full.
 KNOWN_LABEL_SETS_MAX: Final = 65536
-_KNOWN_LABEL_SETS: dict[bytes, _Route] = {}
+_KNOWN_LABEL_SETS: dict[tuple[bytes, bool], _Route] = {}
 # What follows a known row's label set: exactly the strict line pattern's tail.
 _TAIL: Final = re.compile(rb" ([^ \t\n]+)(?: (-?[0-9]{1,19}))?")
 
@@ -366,7 +386,7 @@ def _apply_line(
     family = _FAMILY[name]  # the candidate scan only keeps lines of these families
     _put(family, route, sample, result)
     if strict and (route.totals is not None or route.sandbox is not None):
-        _remember_label_set(raw_labels, route)
+        _remember_label_set((raw_labels, name.startswith(_NETWORK_PREFIX)), route)
     return True
 
 
@@ -375,21 +395,23 @@ def forget_label_sets() -> None:
     _KNOWN_LABEL_SETS.clear()
 
 
-def _remember_label_set(raw_labels: bytes, route: _Route) -> None:
-    """Keep where a label set's rows go, for the same pod's next payloads.
+def _remember_label_set(key: tuple[bytes, bool], route: _Route) -> None:
+    """Keep where a label set's rows go, for the same pod's next payloads; `key` is the label set and
+    whether the row's family is a network one.
 
     Only label sets of the strict shape that route to a pod are kept, and a line is read with one only
     when it is exactly `name{labels} value` or `name{labels} value timestamp`, the name a wanted family
     and the rest the strict pattern's tail. Such a line matches the strict line pattern with the same
     name and labels: the label set ends at the first '}' outside quotes, so the split is the pattern's
-    own, and a label set valid after one name is valid after any. `_surely_not_a_pod_row`, whose
-    substring tests all involve a quote, a brace or a blank before the last '}', would have let the
-    line through as it did the first time. Skipped rows are not kept: the test costs about what a
-    lookup would.
+    own, and a label set valid after one name is valid after any. `_surely_not_a_pod_row` would have
+    let the line through as it did the first time: it decides from the label set's text (its substring
+    tests all involve a quote, a brace or a blank before the last '}') and from whether the family is a
+    network one, which is why that is part of the key. Skipped rows are not kept: the test costs about
+    what a lookup would.
     """
     if len(_KNOWN_LABEL_SETS) >= KNOWN_LABEL_SETS_MAX:
         _KNOWN_LABEL_SETS.clear()  # pods come and go: start again rather than grow without bound
-    _KNOWN_LABEL_SETS[raw_labels] = route
+    _KNOWN_LABEL_SETS[key] = route
 
 
 def _sample(value_text: bytes, ts_text: bytes | None) -> Sample | None:

@@ -933,3 +933,21 @@ def test_a_network_line_whose_labels_cannot_be_read_makes_every_pods_sum_of_that
     assert a.network_rx == {}  # it could have been pod A's second interface
     assert a.network_tx == {(SANDBOX_A, "eth0"): Sample(2000.0, 1700000000000)}
     assert a.cpu_usage_seconds == Sample(12.5, 1700000000000)
+
+
+@pytest.mark.parametrize(
+    ("labels", "kept"),
+    [
+        ('container="",foo="a,image=",id="{cgroup}",namespace="ns",pod="pod-a"', True),
+        ('foo="a,container=",id="{cgroup}",namespace="ns",pod="pod-a"', True),
+        ('foo="x{image=",container="",id="{cgroup}",namespace="ns",pod="pod-a"', True),
+        ('container="",foo="a,image=",id="{cgroup}",image="app:1",namespace="ns",pod="pod-a"', False),
+        ('foo="a,container=",container="app",id="{cgroup}",namespace="ns",pod="pod-a"', False),
+    ],
+    ids=["image-absent", "container-absent", "image-absent-brace", "image-present", "container-present"],
+)
+def test_a_value_ending_like_a_label_does_not_make_the_label_present(labels: str, kept: bool) -> None:
+    """`,image="` in a line can be a value's end and its closing quote: only a genuine label rules a row out."""
+    line = f"{CPU}{{{labels.replace('{cgroup}', f'/kubepods/burstable/pod{UID_A}')}}} 5 1700000000000\n"
+    pod = extract(line.encode()).pods.get(UID_A)
+    assert (pod is not None and pod.cpu_usage_seconds == Sample(5.0, 1700000000000)) is kept

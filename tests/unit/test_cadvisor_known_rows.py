@@ -77,12 +77,48 @@ def test_a_known_row_is_read_from_its_value_and_timestamp() -> None:
         "",
         "NaN",
         "+Inf 1700000000000",
+        "12.5 1700000000000\r",  # a CRLF line
+        "12.5\r",
+        "12.5 1700000000000 ",  # a trailing blank
+        "12.5 ",
+        "12.5\t1700000000000",
     ],
 )
 def test_a_known_head_with_any_tail_reads_as_with_nothing_remembered(tail: str) -> None:
     row = _pod_row(CPU, UID_A, "pod-a", tail, 'cpu="total",')
     payload = VALID + row.encode()
     _same_cold_and_warm(payload, VALID)
+
+
+def test_a_known_pod_row_skips_the_full_read() -> None:
+    """The memory is used at all: the second read of a payload parses none of its pod rows in full."""
+    with patch.object(cadvisor, "_apply_line", wraps=cadvisor._apply_line) as full_reads:
+        extract(VALID)
+        first = full_reads.call_count
+        extract(VALID.replace(b" 12.5 ", b" 13.5 "))
+    # the first read parses each label set's first row in full (later rows of one already take the
+    # shortcut); the next payload parses none
+    assert first >= 4 and full_reads.call_count == first
+
+
+def test_a_crlf_payload_reads_as_with_nothing_remembered() -> None:
+    _same_cold_and_warm(VALID.replace(b"\n", b"\r\n"), VALID)
+
+
+@pytest.mark.parametrize(
+    "other",
+    ['foo="a,image="', 'foo="a,container="', 'foo="{image="', 'foo="x,image=\\"y"'],
+    ids=["image-in-a-value", "container-in-a-value", "brace-image-in-a-value", "escaped-quote"],
+)
+def test_a_label_set_taught_by_a_network_row_reads_as_with_nothing_remembered(other: str) -> None:
+    """The row filters decide by family kind too (network or not): a label set a network row taught must
+    not let another family's row skip them."""
+    labels = f'container="",{other},id="/kubepods/pod{UID_A}",namespace="ns",pod="pod-a"'
+    network = f"container_network_receive_bytes_total{{{labels}}} 1\n".encode()
+    cpu = f"{CPU}{{{labels}}} 5 1700000000000\n".encode()
+    _same_cold_and_warm(network + cpu)
+    _same_cold_and_warm(cpu, network)
+    _same_cold_and_warm(network, cpu)
 
 
 @pytest.mark.parametrize(
