@@ -50,20 +50,22 @@ lint: $(STAMP) ## ruff and mypy
 test: $(STAMP) $(CDK) lint ## All tests, lint and type checks
 	$(VENV)/bin/pytest -q $(ARGS)
 
+# First prerequisite of the targets that need a cluster: fails before anything is installed.
+.PHONY: cluster-given
+cluster-given:
+	@[ -n "$(CLUSTER)" ] || { echo "usage: make $(MAKECMDGOALS) CLUSTER=<eks cluster name>$(if $(filter synth,$(MAKECMDGOALS)),, REGION=<region>)" >&2; exit 2; }
+
 .PHONY: synth
-synth: $(STAMP) $(CDK) ## Write the CloudFormation template to cdk.out/ (CLUSTER=name)
-	@[ -n "$(CLUSTER)" ] || { echo "usage: make synth CLUSTER=<eks cluster name>" >&2; exit 2; }
+synth: cluster-given $(STAMP) $(CDK) ## Write the CloudFormation template to cdk.out/ (CLUSTER=name)
 	$(CDK) synth --quiet -c clusterName=$(CLUSTER) $(ARGS)
 
 .PHONY: deploy
-deploy: $(STAMP) $(CDK) ## Deploy to your AWS account (CLUSTER=name REGION=region)
-	@[ -n "$(CLUSTER)" ] || { echo "usage: make deploy CLUSTER=<eks cluster name> REGION=<region>" >&2; exit 2; }
+deploy: cluster-given $(STAMP) $(CDK) ## Deploy to your AWS account (CLUSTER=name REGION=region)
 	AWS_REGION=$(or $(REGION),$$AWS_REGION) CDK_DEFAULT_REGION=$(or $(REGION),$$AWS_REGION) \
 	  $(CDK) deploy -c clusterName=$(CLUSTER) $(ARGS)
 
 .PHONY: destroy
-destroy: $(STAMP) $(CDK) ## Delete the stack (CLUSTER=name REGION=region); see "Remove" in the README
-	@[ -n "$(CLUSTER)" ] || { echo "usage: make destroy CLUSTER=<eks cluster name> REGION=<region>" >&2; exit 2; }
+destroy: cluster-given $(STAMP) $(CDK) ## Delete the stack (CLUSTER=name REGION=region); see "Remove" in the README
 	AWS_REGION=$(or $(REGION),$$AWS_REGION) CDK_DEFAULT_REGION=$(or $(REGION),$$AWS_REGION) \
 	  $(CDK) destroy -c clusterName=$(CLUSTER) $(ARGS)
 

@@ -144,14 +144,16 @@ class KubeClient:
 
     def _pages(self, path: str, selector: str, deadline: float) -> Iterator[dict[str, Any]]:
         """The list's pages. One over the body cap is asked again, from the same point, with half the
-        limit: the API server takes a continue token with any limit."""
+        limit (the API server takes a continue token with any limit); a full page under a quarter of
+        the cap doubles the limit again, up to the default, for the next page."""
         token = ""
         while True:
-            query = {"labelSelector": selector, "limit": str(self._page_size)}
+            limit = self._page_size
+            query = {"labelSelector": selector, "limit": str(limit)}
             if token:
                 query["continue"] = token
             try:
-                body = self._get_json(f"{path}?{urlencode(query)}", NODE_LIST_ACCEPT, deadline)
+                body, size = self._get_json(f"{path}?{urlencode(query)}", NODE_LIST_ACCEPT, deadline)
             except KubeApiError as err:
                 if token and err.status == 410:
                     raise _ContinueExpired(str(err)) from err
@@ -176,6 +178,10 @@ class KubeClient:
                         "\\(.metadata.name)\"' | sort -n | tail`, and remove what other tools wrote there",
                     ) from err
                 raise
+            items = body.get("items")
+            full = isinstance(items, list) and len(items) >= limit
+            if full and limit < LIST_PAGE_SIZE and size < self._max_body // 4:
+                self._page_size = min(LIST_PAGE_SIZE, limit * 2)
             yield body
             metadata = body.get("metadata") or {}
             following = metadata.get("continue") if isinstance(metadata, dict) else None
@@ -185,7 +191,8 @@ class KubeClient:
                 raise KubeApiError("bad_response", f"GET {path}: `metadata.continue` is not a string")
             token = following
 
-    def _get_json(self, path: str, accept: str, deadline: float) -> dict[str, Any]:
+    def _get_json(self, path: str, accept: str, deadline: float) -> tuple[dict[str, Any], int]:
+        """The answer's JSON object and its size in bytes."""
         renewed = False
         throttled = 0
         while True:
@@ -207,7 +214,7 @@ class KubeClient:
                         self._sleep(wait)
                         continue
                 if status != 200:
-                    raise _status_error(status, path, self._read_capped(response, 64 * 1024))
+                    raise _status_error(status, path, _error_body(response))
                 raw = self._read_capped(response, self._max_body)
             try:
                 parsed = json.loads(raw)
@@ -215,7 +222,7 @@ class KubeClient:
                 raise KubeApiError("bad_response", f"GET {path}: the answer is not JSON") from err
             if not isinstance(parsed, dict):
                 raise KubeApiError("bad_response", f"GET {path}: the answer is not a JSON object")
-            return parsed
+            return parsed, len(raw)
 
     # -- cAdvisor --------------------------------------------------------------------------------
 
@@ -249,8 +256,7 @@ class KubeClient:
     def _read_cadvisor(self, response: Answer, node: str) -> tuple[bytes, str]:
         """The body of a cAdvisor answer, still encoded, and its encoding."""
         if response.status != 200:
-            body = self._read_capped(response, 64 * 1024)
-            raise _status_error(response.status, _cadvisor_path(node), body)
+            raise _status_error(response.status, _cadvisor_path(node), _error_body(response))
         media_type = (response.headers.get("Content-Type") or "").partition(";")[0].strip().lower()
         if media_type and media_type not in METRICS_MEDIA_TYPES:
             # An error page from something between us and the kubelet, answered with 200.
@@ -330,6 +336,17 @@ def _decode_body(body: bytes, encoding: str, cap: int) -> bytes:
 # Of an error answer that is not a Status object (Go's http.Error text from the API server's filters, a
 # kubelet's or a proxy's page), this much of its first line goes into the error's message.
 ERROR_TEXT_CHARS: Final = 200
+# Of an error answer's body, this much is read: enough for any Status object; the rest is left unread
+# (the connection is then closed, not reused) and never makes the error a different one.
+ERROR_BODY_BYTES: Final = 64 * 1024
+
+
+def _error_body(response: Answer) -> bytes:
+    """The start of an error answer's body; nothing when it cannot be read (the status is the error)."""
+    try:
+        return response.read(ERROR_BODY_BYTES)
+    except TransportError:
+        return b""
 
 
 def _status_error(status: int, path: str, body: bytes) -> KubeApiError:
@@ -348,7 +365,7 @@ def _status_error(status: int, path: str, body: bytes) -> KubeApiError:
             and isinstance(details, dict)
             and details.get("kind") == "nodes"
         )
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         message = _error_text(body)
     reason = NODE_GONE if gone else f"http_{status}"
     return KubeApiError(reason, f"GET {path}: HTTP {status} {message}".rstrip(), status)
@@ -357,9 +374,11 @@ def _status_error(status: int, path: str, body: bytes) -> KubeApiError:
 def _error_text(body: bytes) -> str:
     """The first line of a text error answer, shortened; nothing for bytes that are not text (a
     compressed or binary body)."""
-    text = body.decode("utf-8", "replace").strip().partition("\n")[0].strip()
+    text = body.decode("utf-8", "replace").strip().partition("\n")[0].strip().replace("\t", " ")
     if "\ufffd" in text or not text.isprintable():
         return ""
+    if text.startswith("<"):
+        return "(an HTML page)"  # a proxy's or load balancer's page: its first line says nothing
     return text[:ERROR_TEXT_CHARS] + ("…" if len(text) > ERROR_TEXT_CHARS else "")
 
 

@@ -199,3 +199,35 @@ def test_smaller_pages_against_the_simulator_list_every_node_once(credentials, c
     names = [node.name for node in nodes]
     assert len(names) == len(set(names)) == 40
     assert set(names) == {pod.node_name for pod in sim.pods}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _answer(b"x" * 100_000, "503 Service Unavailable"),
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunked(b"overloaded\n" + b"x" * 100_000, 4096),
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_an_error_answer_with_a_large_body_keeps_its_status_and_the_page_size(raw, error: bytes) -> None:
+    """A large error page is an HTTP error, not a page of nodes over the cap: no smaller page is asked."""
+    raw.answer(error)
+    client = _client(raw, max_body=4096)
+    with pytest.raises(KubeApiError) as raised:
+        client.list_fargate_nodes(time.monotonic() + 5.0)
+    assert (raised.value.reason, raised.value.status) == ("http_503", 503)
+    assert _limits(raw) == [(LIST_PAGE_SIZE, "")]
+    client.close()
+
+
+def test_the_page_size_grows_back_after_a_full_page_well_under_the_cap(raw) -> None:
+    half = LIST_PAGE_SIZE // 2
+    raw.answer(_answer(b" " * 270_000))  # over the 256 KiB cap
+    raw.answer(_page([_node(f"fargate-{i}") for i in range(half)], "after-half"))  # full, 39 KB
+    raw.answer(_page([_node("fargate-last")]))
+    client = _client(raw, max_body=256 * 1024)
+    nodes = client.list_fargate_nodes(time.monotonic() + 5.0)
+    assert len(nodes) == half + 1
+    assert _limits(raw) == [(LIST_PAGE_SIZE, ""), (half, ""), (LIST_PAGE_SIZE, "after-half")]
+    client.close()

@@ -46,9 +46,17 @@ def test_a_text_error_answer_keeps_its_first_line_in_the_message() -> None:
     err = _status_error(429, PATH, b"Too many requests, please try again later.\n")
     assert str(err) == f"GET {PATH}: HTTP 429 Too many requests, please try again later."
     assert str(_status_error(404, PATH, b"404 page not found\n")).endswith("HTTP 404 404 page not found")
-    long_line = _status_error(502, PATH, b"<html>" + b"x" * 1000 + b"</html>\nsecond line")
+    long_line = _status_error(502, PATH, b"upstream " + b"x" * 1000 + b"\nsecond line")
     assert str(long_line).endswith("x…") and "second line" not in str(long_line)
     assert len(str(long_line)) < len(PATH) + 230
+    html = _status_error(502, PATH, b"<!DOCTYPE html>\n<html><body>Bad Gateway</body></html>")
+    assert str(html) == f"GET {PATH}: HTTP 502 (an HTML page)"
+    assert str(_status_error(500, PATH, b"Internal\tError\n")).endswith("HTTP 500 Internal Error")
+
+
+def test_an_error_body_nested_past_the_json_parsers_depth_is_only_text() -> None:
+    err = _status_error(500, PATH, b"[" * 60000)
+    assert err.reason == "http_500" and str(err).endswith("HTTP 500 " + "[" * 200 + "…")
 
 
 @pytest.mark.parametrize(
