@@ -24,13 +24,18 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, Protocol, TypeVar, overload
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 CONNECT_TIMEOUT_MAX_S: Final = 5.0
+# An idle connection kept longer than this is closed rather than reused. NAT gateways and the EKS public
+# endpoint's load balancer forget a TCP flow idle for 350 s, and a request sent on it can then hang until
+# its timeout instead of failing at once; an execution environment frozen between runs sends no keepalive.
+# Measured on the wall clock: the monotonic clock need not count the time an environment spends frozen.
+MAX_IDLE_S: Final = 300.0
 MAX_HEAD_BYTES: Final = 64 * 1024  # the status line and headers, interim (1xx) answers included
 _RECV_BYTES: Final = 64 * 1024
 MAX_CHUNK_LINE: Final = 4096  # a chunk-size line, extensions included
@@ -326,12 +331,20 @@ def chunk_size(line: bytes) -> int:
 class HttpsPool:
     """Idle connections to one host, shared by threads; at most `max_idle` are kept."""
 
-    def __init__(self, host: str, port: int, context: ssl.SSLContext, max_idle: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        context: ssl.SSLContext,
+        max_idle: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._host = host
         self._port = port
         self._context = context
         self._max_idle = max_idle
-        self._idle: list[ssl.SSLSocket] = []
+        self._clock = clock
+        self._idle: list[tuple[ssl.SSLSocket, float]] = []  # (connection, when it became idle)
         self._lock = threading.Lock()
         authority = f"[{host}]" if ":" in host else host
         if port != 443:
@@ -393,14 +406,14 @@ class HttpsPool:
     def put(self, connection: ssl.SSLSocket) -> None:
         with self._lock:
             if len(self._idle) < self._max_idle:
-                self._idle.append(connection)
+                self._idle.append((connection, self._clock()))
                 return
         connection.close()
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for connection in idle:
+        for connection, _ in idle:
             connection.close()
 
     def encode_request(self, path: str, headers: dict[str, str]) -> bytes:
@@ -419,13 +432,14 @@ class HttpsPool:
 
     def take_idle(self) -> ssl.SSLSocket | None:
         """An idle connection to reuse (the caller sets its blocking mode and timeout), or None; idle
-        connections the server wrote to or closed are dropped (`idle_connection_usable`)."""
+        connections the server wrote to or closed are dropped (`idle_connection_usable`), and so are
+        those idle for longer than MAX_IDLE_S, which the network may have forgotten without a word."""
         while True:
             with self._lock:
                 if not self._idle:
                     return None
-                sock = self._idle.pop()
-            if idle_connection_usable(sock):
+                sock, since = self._idle.pop()
+            if self._clock() - since <= MAX_IDLE_S and idle_connection_usable(sock):
                 return sock
             sock.close()
 

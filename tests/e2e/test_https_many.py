@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from fargate_insights.https_many import Again, ManyGets
-from fargate_insights.https_transport import Answer, HttpsPool, TransportError
+from fargate_insights.https_transport import MAX_IDLE_S, Answer, HttpsPool, TransportError
 from fargate_sim.tls import generate
 
 from .tls_servers import BODY, CHUNKED_HEAD, RawTlsServer, TlsServer, chunked, length_answer
@@ -65,6 +65,24 @@ def test_every_key_gets_its_own_answer_with_at_most_max_in_flight_requests_at_on
     assert results == {key: key.encode() + BODY for key in keys}
     assert srv.peak_in_flight == 4 and many.peak_in_flight == 4  # the cap, reached and never passed
     assert srv.connections == 4  # and each connection carried several requests
+    pool.close()
+
+
+def test_the_pools_connections_idle_too_long_are_not_reused_by_the_next_run(server) -> None:
+    srv, ca = server
+    now = [1_000_000.0]
+    pool = HttpsPool(
+        "127.0.0.1", srv.server_address[1], ssl.create_default_context(cadata=ca), 8, clock=lambda: now[0]
+    )
+    keys = ["/a", "/b", "/c", "/d"]
+    assert _results(_many(pool, keys, max_in_flight=2)) == dict.fromkeys(keys, BODY)
+    assert srv.connections == 2 and len(pool._idle) == 2  # back to the pool at the end of the run
+    now[0] += 60.0  # the next run, a minute later: the same two connections
+    assert _results(_many(pool, keys, max_in_flight=2)) == dict.fromkeys(keys, BODY)
+    assert srv.connections == 2
+    now[0] += MAX_IDLE_S + 1  # a schedule slower than the network's flow timeout: fresh connections
+    assert _results(_many(pool, keys, max_in_flight=2)) == dict.fromkeys(keys, BODY)
+    assert srv.connections == 4
     pool.close()
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fargate_insights.https_transport import HttpsPool, TransportError
+from fargate_insights.https_transport import MAX_IDLE_S, HttpsPool, TransportError
 from fargate_sim.tls import generate
 
 from .tls_servers import BODY, CHUNKED_HEAD, TlsServer, chunked, length_answer
@@ -62,6 +62,24 @@ def test_when_every_idle_connection_was_closed_by_the_server_the_retry_takes_a_f
     time.sleep(0.2)  # the server has closed all three
     assert _get(pool) == BODY  # one stale connection, then a fresh one: not a second stale one
     assert srv.connections == 4
+    pool.close()
+
+
+def test_a_connection_idle_longer_than_a_networks_flow_timeout_is_not_reused(server) -> None:
+    """NAT gateways and load balancers forget a flow idle for 350 s, often without a word: a request on
+    such a connection would hang until its timeout, so the pool does not reuse one that old."""
+    srv, ca = server
+    now = [1_000_000.0]
+    pool = HttpsPool(
+        "127.0.0.1", srv.server_address[1], ssl.create_default_context(cadata=ca), 4, clock=lambda: now[0]
+    )
+    assert _get(pool) == BODY
+    now[0] += MAX_IDLE_S - 1  # a run a few minutes later: reused
+    assert _get(pool) == BODY
+    assert srv.connections == 1
+    now[0] += MAX_IDLE_S + 1  # past the limit: closed, a fresh connection instead
+    assert _get(pool) == BODY
+    assert srv.connections == 2 and len(pool._idle) == 1
     pool.close()
 
 
