@@ -566,3 +566,28 @@ def test_an_expired_continue_token_takes_the_list_again_once(
             error = next(json.loads(line) for line in lines if '"collection failed"' in line)
             assert "410" in error["error"] and "twice" in error["error"]
         assert sim.stats.expired_continues == expirations
+
+
+def test_a_problem_shared_by_many_nodes_writes_a_bounded_number_of_lines(
+    credentials, use_cluster, handler_module, capsys, monkeypatch
+) -> None:
+    """Every node failing the same way writes NODE_LINES_PER_KIND lines of it, not one a node; the summary
+    still counts every failure, and says how many lines were left out."""
+    from fargate_insights.collector import NODE_LINES_PER_KIND
+
+    monkeypatch.setenv("REQUEST_TIMEOUT_SECONDS", REQUEST_TIMEOUT_S)
+    pods = NODE_LINES_PER_KIND + 7
+    with SimulatedCluster(
+        cluster_name=CLUSTER, pods=pods + 2, seed=4, clock=_clock(), credentials=credentials
+    ) as sim:
+        use_cluster(sim)
+        for pod in sim.pods[:pods]:
+            sim.set_node_fault(pod.node_name, "http500")
+        summary, lines = invoke(handler_module, capsys)
+    assert summary["failures_by_reason"] == {"http_500": pods}
+    assert summary["node_lines_not_logged"] == {"failure:http_500": pods - NODE_LINES_PER_KIND}
+    warnings = [json.loads(line) for line in lines if '"node scrape failed"' in line]
+    assert len(warnings) == NODE_LINES_PER_KIND
+    assert {w["reason"] for w in warnings} == {"http_500"}
+    assert len(pod_documents(lines)) == 2  # the two healthy pods
+    assert health_document(lines)["ScrapeFailures"] == pods
