@@ -212,6 +212,25 @@ def test_api_server_unreachable(use_cluster, handler_module, capsys, monkeypatch
     _failed_run(handler_module, capsys, r"could not be reached: check the endpoint.*security groups")
 
 
+def test_api_server_that_never_answers(use_cluster, handler_module, capsys, monkeypatch):
+    """A listener that takes the connection and says nothing, as a public endpoint limited to some CIDRs
+    looks from outside them (or a private one from outside its VPC): a timeout, with both fixes."""
+    import base64
+
+    from fargate_sim.tls import generate
+
+    monkeypatch.setenv("REQUEST_TIMEOUT_SECONDS", REQUEST_TIMEOUT_S)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        monkeypatch.setenv("CLUSTER_ENDPOINT", f"https://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("CLUSTER_CA_DATA", base64.b64encode(generate()[0].encode()).decode())
+        _failed_run(
+            handler_module,
+            capsys,
+            r"did not answer in time: .*cluster's VPC.*publicAccessCidrs",
+            timeout_s=10.0,
+        )
+
+
 def test_token_not_accepted(credentials, use_cluster, handler_module, capsys):
     # The simulator trusts other keys than the function signs with: every request is 401.
     with SimulatedCluster(
