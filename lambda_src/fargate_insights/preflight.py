@@ -520,7 +520,9 @@ def _unreachable_advice(endpoint: str, error: Exception) -> str:
     return (
         f"cannot reach the API server at {endpoint} ({type(cause).__name__}: {cause})\n"
         "Fix: check the endpoint. A private endpoint answers only inside the cluster's VPC (or a network "
-        "connected to it), with 443 allowed from here on the cluster security group"
+        "connected to it), with 443 allowed from here on the cluster security group; a public endpoint "
+        "limited to some CIDRs (publicAccessCidrs) only to addresses in them, and a function deployed "
+        "outside a VPC is not in them either (deploy it in a VPC whose NAT address is)"
     )
 
 

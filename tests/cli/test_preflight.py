@@ -478,6 +478,7 @@ def test_unreachable_endpoint(aws, capsys) -> None:
     assert "refused" in failure.lower()
     assert "private endpoint" in failure
     assert "security group" in failure
+    assert "publicAccessCidrs" in failure
 
 
 def test_wrong_ca(aws, start, capsys) -> None:
