@@ -198,7 +198,8 @@ class ManyGets(Generic[K, T]):
         self._batch_started = 0.0
         self._selector = selectors.DefaultSelector()
         self._active: set[_Exchange[K]] = set()
-        self._idle: list[ssl.SSLSocket] = []  # this run's keep-alive connections, non-blocking
+        # This run's keep-alive connections (non-blocking), with when each became idle.
+        self._idle: list[tuple[ssl.SSLSocket, float]] = []
         self._addresses: list[tuple[Any, ...]] = []
         self._connections_opened = 0
         self._done: list[tuple[K, T | Exception]] = []
@@ -262,8 +263,9 @@ class ManyGets(Generic[K, T]):
             for exchange in list(self._active):
                 self._close(exchange)
             self._selector.close()
-            for connection in self._idle:
-                self._pool.put(connection)  # its next blocking GET sets its timeout, and so blocking mode
+            for connection, since in self._idle:
+                # its next blocking GET sets its timeout, and so blocking mode
+                self._pool.put(connection, since)
             self._idle.clear()
 
     def _take_done(self) -> list[tuple[K, T | Exception]]:
@@ -298,8 +300,8 @@ class ManyGets(Generic[K, T]):
     def _take_idle(self) -> ssl.SSLSocket | None:
         """One of this run's idle connections, else the pool's; either is checked before reuse."""
         while self._idle:
-            connection = self._idle.pop()
-            if idle_connection_usable(connection):
+            connection, since = self._idle.pop()
+            if self._pool.fresh(since) and idle_connection_usable(connection):
                 return connection
             connection.close()
         return self._pool.take_idle()
@@ -546,7 +548,7 @@ class ManyGets(Generic[K, T]):
     def _finish(self, exchange: _Exchange[K], result: T | Exception, reuse: bool = False) -> None:
         if reuse and isinstance(exchange.sock, ssl.SSLSocket):
             self._unwatch(exchange)
-            self._idle.append(exchange.sock)
+            self._idle.append((exchange.sock, self._pool.now()))
             exchange.sock = None
         else:
             self._close(exchange)

@@ -32,9 +32,11 @@ _T = TypeVar("_T")
 
 CONNECT_TIMEOUT_MAX_S: Final = 5.0
 # An idle connection kept longer than this is closed rather than reused. NAT gateways and the EKS public
-# endpoint's load balancer forget a TCP flow idle for 350 s, and a request sent on it can then hang until
-# its timeout instead of failing at once; an execution environment frozen between runs sends no keepalive.
-# Measured on the wall clock: the monotonic clock need not count the time an environment spends frozen.
+# endpoint's load balancer forget a TCP flow idle for 350 s (by default); what a request on it then gets
+# depends on what is in between: an RST at best (retried at once), or nothing until its timeout. An
+# execution environment frozen between runs sends no keepalive. Measured on the wall clock, since the
+# monotonic clock need not count the time an environment spends frozen; an age below zero (the clock
+# stepped back) is not trusted either.
 MAX_IDLE_S: Final = 300.0
 MAX_HEAD_BYTES: Final = 64 * 1024  # the status line and headers, interim (1xx) answers included
 _RECV_BYTES: Final = 64 * 1024
@@ -403,10 +405,19 @@ class HttpsPool:
             return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def put(self, connection: ssl.SSLSocket) -> None:
+    def now(self) -> float:
+        """The pool's clock, for `since`: when a connection became idle."""
+        return self._clock()
+
+    def fresh(self, since: float) -> bool:
+        """Whether a connection idle since `since` may still be reused (see MAX_IDLE_S)."""
+        return 0.0 <= self._clock() - since <= MAX_IDLE_S
+
+    def put(self, connection: ssl.SSLSocket, since: float | None = None) -> None:
+        """Keep an idle connection; `since` is when it became idle, if before now."""
         with self._lock:
             if len(self._idle) < self._max_idle:
-                self._idle.append((connection, self._clock()))
+                self._idle.append((connection, self._clock() if since is None else since))
                 return
         connection.close()
 
@@ -439,7 +450,7 @@ class HttpsPool:
                 if not self._idle:
                     return None
                 sock, since = self._idle.pop()
-            if self._clock() - since <= MAX_IDLE_S and idle_connection_usable(sock):
+            if self.fresh(since) and idle_connection_usable(sock):
                 return sock
             sock.close()
 

@@ -86,6 +86,28 @@ def test_the_pools_connections_idle_too_long_are_not_reused_by_the_next_run(serv
     pool.close()
 
 
+def test_a_connections_idle_time_counts_from_its_last_answer_not_from_the_end_of_the_run(server) -> None:
+    """A connection that finished early in a long run has been idle since then: the pool must not count
+    its age from when the run handed it back."""
+    srv, ca = server
+    now = [1_000_000.0]
+    pool = HttpsPool(
+        "127.0.0.1", srv.server_address[1], ssl.create_default_context(cadata=ca), 8, clock=lambda: now[0]
+    )
+
+    def read(path: str, answer: Answer) -> bytes:
+        if "slow" in path:
+            now[0] += 200.0  # this answer came 200 s after /a's (a slow node, a large requestTimeout)
+        return _body(path, answer)
+
+    results = _results(_many(pool, ["/a", "/slow"], max_in_flight=2, read=read))
+    assert set(results) == {"/a", "/slow"} and srv.connections == 2
+    now[0] += 150.0  # the next run: /a's connection idle 350 s, /slow's 150 s
+    assert _results(_many(pool, ["/c", "/d"], max_in_flight=2)) == dict.fromkeys(["/c", "/d"], BODY)
+    assert srv.connections == 3  # /slow's reused, /a's closed and replaced
+    pool.close()
+
+
 def test_connections_come_from_the_pool_and_go_back_to_it(server) -> None:
     srv, ca = server
     pool = _pool(srv, ca)

@@ -80,6 +80,15 @@ def test_a_connection_idle_longer_than_a_networks_flow_timeout_is_not_reused(ser
     now[0] += MAX_IDLE_S + 1  # past the limit: closed, a fresh connection instead
     assert _get(pool) == BODY
     assert srv.connections == 2 and len(pool._idle) == 1
+    now[0] += MAX_IDLE_S  # exactly the limit: still reused
+    assert _get(pool) == BODY
+    assert srv.connections == 2
+    now[0] += MAX_IDLE_S + 0.001
+    assert _get(pool) == BODY
+    assert srv.connections == 3
+    now[0] -= 60.0  # the clock stepped back: the age is unknown, so not reused
+    assert _get(pool) == BODY
+    assert srv.connections == 4
     pool.close()
 
 
