@@ -247,9 +247,10 @@ def _listing_advice(err: KubeApiError) -> str:
         ),
         "timeout": (
             "the API server did not answer in time: for a private endpoint, run the function in the "
-            "cluster's VPC and allow 443 from its security group on the cluster security group; for a "
-            "public endpoint limited to some CIDRs (publicAccessCidrs), which a function outside a VPC "
-            "is not in, run it in a VPC whose NAT addresses are allowed"
+            "cluster's VPC and allow 443 from its security group on the cluster security group; a "
+            "public endpoint limited to some CIDRs (publicAccessCidrs) does not answer a function "
+            "outside a VPC: run it in a VPC whose NAT address is in them, or enable private endpoint "
+            "access and run it in the cluster's VPC"
         ),
         "connection": (
             "the API server could not be reached: check the endpoint, and for a private endpoint the "

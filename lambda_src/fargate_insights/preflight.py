@@ -505,7 +505,8 @@ def _unauthorized_advice(where: _Where, role_arn: str | None) -> str:
 def _unreachable_advice(endpoint: str, error: Exception) -> str:
     import ssl
 
-    from urllib3.exceptions import MaxRetryError, SSLError
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, SSLError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
     cause: BaseException = error
     if isinstance(error, MaxRetryError) and error.reason is not None:
@@ -517,13 +518,21 @@ def _unreachable_advice(endpoint: str, error: Exception) -> str:
             "(`aws eks describe-cluster --name NAME --query cluster.certificateAuthority.data --output "
             "text`), or leave out --endpoint and --ca-data to use DescribeCluster"
         )
-    return (
+    advice = (
         f"cannot reach the API server at {endpoint} ({type(cause).__name__}: {cause})\n"
         "Fix: check the endpoint. A private endpoint answers only inside the cluster's VPC (or a network "
-        "connected to it), with 443 allowed from here on the cluster security group; a public endpoint "
-        "limited to some CIDRs (publicAccessCidrs) only to addresses in them, and a function deployed "
-        "outside a VPC is not in them either (deploy it in a VPC whose NAT address is)"
+        "connected to it), with 443 allowed from here on the cluster security group"
     )
+    # urllib3's NewConnectionError (refused, unreachable) is a ConnectTimeoutError for history's sake
+    timed_out = isinstance(cause, Urllib3Timeout | TimeoutError) and not isinstance(cause, NewConnectionError)
+    if timed_out:
+        advice += (
+            ". A public endpoint limited to some CIDRs (publicAccessCidrs) does not answer from outside "
+            "them, nor to a function deployed outside a VPC: add this machine's address (and the NAT "
+            "address of the function's VPC) to publicAccessCidrs, or enable private endpoint access and "
+            "deploy the function in the cluster's VPC"
+        )
+    return advice
 
 
 def ca_data_of(pem: str) -> str:

@@ -478,7 +478,24 @@ def test_unreachable_endpoint(aws, capsys) -> None:
     assert "refused" in failure.lower()
     assert "private endpoint" in failure
     assert "security group" in failure
-    assert "publicAccessCidrs" in failure
+    assert "publicAccessCidrs" not in failure  # a limited public endpoint drops, it does not refuse
+
+
+def test_endpoint_that_never_answers(aws, capsys, monkeypatch) -> None:
+    """What an endpoint limited to some CIDRs looks like from outside them: the connection attempts go
+    unanswered, and the advice names publicAccessCidrs beside the private endpoint."""
+    from fargate_insights import preflight
+    from tests.e2e.tls_servers import unanswered_port
+
+    monkeypatch.setattr(preflight, "REVIEW_TIMEOUT", (0.3, 0.3))
+    ca_pem, _, _ = generate()
+    with unanswered_port() as port:
+        endpoint = f"https://127.0.0.1:{port}"
+        code, out, _ = collect(capsys, "--endpoint", endpoint, "--ca-data", ca_data_of(ca_pem))
+    assert code == 1
+    failure = assert_checks_then_failure(out, 2)
+    assert failure.startswith(f"FAIL  cannot reach the API server at {endpoint}"), failure
+    assert "private endpoint" in failure and "publicAccessCidrs" in failure
 
 
 def test_wrong_ca(aws, start, capsys) -> None:

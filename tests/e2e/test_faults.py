@@ -7,6 +7,7 @@ the ScrapeFailures/NodesSkipped health metrics), and whether the run succeeds or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -212,17 +213,26 @@ def test_api_server_unreachable(use_cluster, handler_module, capsys, monkeypatch
     _failed_run(handler_module, capsys, r"could not be reached: check the endpoint.*security groups")
 
 
-def test_api_server_that_never_answers(use_cluster, handler_module, capsys, monkeypatch):
-    """A listener that takes the connection and says nothing, as a public endpoint limited to some CIDRs
-    looks from outside them (or a private one from outside its VPC): a timeout, with both fixes."""
+@pytest.mark.parametrize("where", ["connect", "handshake"])
+def test_api_server_that_never_answers(where, use_cluster, handler_module, capsys, monkeypatch):
+    """An endpoint limited to some CIDRs drops the connection attempts from outside them (`connect`); a
+    server can also take the connection and then say nothing (`handshake`). Both are a timeout, with the
+    fixes for a private endpoint and for a limited public one."""
     import base64
 
     from fargate_sim.tls import generate
 
+    from .tls_servers import unanswered_port
+
     monkeypatch.setenv("REQUEST_TIMEOUT_SECONDS", REQUEST_TIMEOUT_S)
-    with socket.create_server(("127.0.0.1", 0)) as silent:
-        monkeypatch.setenv("CLUSTER_ENDPOINT", f"https://127.0.0.1:{silent.getsockname()[1]}")
-        monkeypatch.setenv("CLUSTER_CA_DATA", base64.b64encode(generate()[0].encode()).decode())
+    monkeypatch.setenv("CLUSTER_CA_DATA", base64.b64encode(generate()[0].encode()).decode())
+    with contextlib.ExitStack() as stack:
+        if where == "connect":
+            port = stack.enter_context(unanswered_port())
+        else:
+            silent = stack.enter_context(socket.create_server(("127.0.0.1", 0)))
+            port = silent.getsockname()[1]
+        monkeypatch.setenv("CLUSTER_ENDPOINT", f"https://127.0.0.1:{port}")
         _failed_run(
             handler_module,
             capsys,
@@ -590,23 +600,36 @@ def test_an_expired_continue_token_takes_the_list_again_once(
 def test_a_problem_shared_by_many_nodes_writes_a_bounded_number_of_lines(
     credentials, use_cluster, handler_module, capsys, monkeypatch
 ) -> None:
-    """Every node failing the same way writes NODE_LINES_PER_KIND lines of it, not one a node; the summary
-    still counts every failure, and says how many lines were left out."""
+    """Every node failing the same way writes NODE_LINES_PER_KIND lines of it, not one a node, for each
+    reason and in every run; the summary still counts every failure, and how many lines were left out."""
     from fargate_insights.collector import NODE_LINES_PER_KIND
 
     monkeypatch.setenv("REQUEST_TIMEOUT_SECONDS", REQUEST_TIMEOUT_S)
-    pods = NODE_LINES_PER_KIND + 7
+    failing = {"http500": NODE_LINES_PER_KIND + 3, "http503": NODE_LINES_PER_KIND + 1}
+    pods = sum(failing.values()) + 2
     with SimulatedCluster(
-        cluster_name=CLUSTER, pods=pods + 2, seed=4, clock=_clock(), credentials=credentials
+        cluster_name=CLUSTER, pods=pods, seed=4, clock=_clock(), credentials=credentials
     ) as sim:
         use_cluster(sim)
-        for pod in sim.pods[:pods]:
-            sim.set_node_fault(pod.node_name, "http500")
-        summary, lines = invoke(handler_module, capsys)
-    assert summary["failures_by_reason"] == {"http_500": pods}
-    assert summary["node_lines_not_logged"] == {"failure:http_500": pods - NODE_LINES_PER_KIND}
-    warnings = [json.loads(line) for line in lines if '"node scrape failed"' in line]
-    assert len(warnings) == NODE_LINES_PER_KIND
-    assert {w["reason"] for w in warnings} == {"http_500"}
-    assert len(pod_documents(lines)) == 2  # the two healthy pods
-    assert health_document(lines)["ScrapeFailures"] == pods
+        victims = iter(sim.pods)
+        for kind, count in failing.items():
+            for _ in range(count):
+                sim.set_node_fault(next(victims).node_name, kind)
+        for _ in range(2):  # the second run writes its own share again: the count is per run
+            summary, lines = invoke(handler_module, capsys)
+            assert summary["failures_by_reason"] == {
+                "http_500": failing["http500"],
+                "http_503": failing["http503"],
+            }
+            assert summary["node_lines_not_logged"] == {
+                "failure:http_500": failing["http500"] - NODE_LINES_PER_KIND,
+                "failure:http_503": failing["http503"] - NODE_LINES_PER_KIND,
+            }
+            warnings = [json.loads(line) for line in lines if '"node scrape failed"' in line]
+            assert (
+                sorted(w["reason"] for w in warnings)
+                == ["http_500"] * NODE_LINES_PER_KIND + ["http_503"] * NODE_LINES_PER_KIND
+            )
+            assert len(pod_documents(lines)) == 2  # the two healthy pods
+            assert health_document(lines)["ScrapeFailures"] == pods - 2
+            sim.clock.advance(60.0)

@@ -9,6 +9,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 
 from fargate_insights.https_transport import HttpsPool
 from fargate_sim.tls import generate, server_context
@@ -170,3 +171,26 @@ CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encodin
 def length_answer(body: bytes) -> bytes:
     """A 200 answer framed by its Content-Length."""
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+
+
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A port whose connection attempts go unanswered, as an endpoint limited to some CIDRs looks from
+    outside them: a listener whose accept queue is full, so that the kernel drops every further SYN."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(address)
+            fillers.append(filler)
+        time.sleep(0.05)
+        yield int(address[1])
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
