@@ -48,8 +48,9 @@ class RunReport:
     malformed_lines: int = 0
     duration_ms: float = 0.0
     max_in_flight: int = 0
-    node_lines_logged: Counter[str] = field(default_factory=Counter)
-    node_lines_not_logged: Counter[str] = field(default_factory=Counter)
+    node_lines: Counter[str] = field(
+        default_factory=Counter
+    )  # per-node log lines of each kind, written or not
 
     @property
     def scrape_failures(self) -> int:
@@ -68,7 +69,11 @@ class RunReport:
             "malformed_lines": self.malformed_lines,
             "duration_ms": round(self.duration_ms, 1),
             "max_in_flight": self.max_in_flight,
-            "node_lines_not_logged": dict(sorted(self.node_lines_not_logged.items())),
+            "node_lines_not_logged": {
+                kind: count - NODE_LINES_PER_KIND
+                for kind, count in sorted(self.node_lines.items())
+                if count > NODE_LINES_PER_KIND
+            },
         }
 
 
@@ -216,11 +221,9 @@ def _node_line(
     report: RunReport, kind: str, level: int, message: str, node: str, fields: dict[str, Any] | None = None
 ) -> None:
     """One node's log line, unless NODE_LINES_PER_KIND of its kind were written this run: then counted."""
-    if report.node_lines_logged[kind] >= NODE_LINES_PER_KIND:
-        report.node_lines_not_logged[kind] += 1
-        return
-    report.node_lines_logged[kind] += 1
-    logger.log(level, message, extra={"node": node, **(fields or {})})
+    report.node_lines[kind] += 1
+    if report.node_lines[kind] <= NODE_LINES_PER_KIND:
+        logger.log(level, message, extra={"node": node, **(fields or {})})
 
 
 _ACCESS_FAILURES = frozenset({"http_401", "http_403", "tls"})
