@@ -48,9 +48,8 @@ class RunReport:
     malformed_lines: int = 0
     duration_ms: float = 0.0
     max_in_flight: int = 0
-    node_lines: Counter[str] = field(
-        default_factory=Counter
-    )  # per-node log lines of each kind, written or not
+    # Per-node log lines of each kind this run, written or not (see NODE_LINES_PER_KIND).
+    node_lines: Counter[str] = field(default_factory=Counter)
 
     @property
     def scrape_failures(self) -> int:
