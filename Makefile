@@ -73,6 +73,10 @@ destroy: cluster-given $(STAMP) $(CDK) ## Delete the stack (CLUSTER=name REGION=
 bench: $(STAMP) ## Benchmark one collection of many Fargate nodes (ARGS="--nodes N")
 	$(PY) -m bench $(ARGS)
 
+.PHONY: cpu-profile
+cpu-profile: $(STAMP) ## Where the benchmark's measured run spends its CPU, from perf samples (ARGS as for bench)
+	$(PY) -m bench.cpu_profile $(ARGS)
+
 .PHONY: clean
 clean: ## Remove the virtualenv, node_modules and build output
 	rm -rf $(VENV) node_modules cdk.out .build .mypy_cache .ruff_cache .pytest_cache

@@ -23,6 +23,7 @@ from unittest import mock
 
 from .breakdown import sequential_breakdown
 from .cost import ADOT_POD_USD_PER_MONTH, lambda_monthly_cost
+from .cpu_profile import perf_enabled
 from .extraction_share import recorded_and_reused
 from .measure import (
     CountingStdout,
@@ -89,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run without the counter-state store (no S3 save after each collection), as the "
         "benchmark measured before; the deployed stack has it on by default",
     )
+    parser.add_argument(
+        "--perf-control",
+        metavar="CTL,ACK",
+        help="the FIFOs of `perf record --control`: perf is enabled for the measured run only "
+        "(`python -m bench.cpu_profile` runs the benchmark so)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--output", default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(argv)
@@ -127,7 +134,8 @@ def _bench(args: argparse.Namespace, store: _StateStore | None) -> int:
             say("measured run")
             state_before = _stored_state(store)
             sim_cpu_before, stub_cpu_before = process_cpu_s(sim.pid), _stub_cpu_s(store)
-            run = invoke_handler(sink, args.timeout, profile=args.profile)
+            with perf_enabled(args.perf_control):
+                run = invoke_handler(sink, args.timeout, profile=args.profile)
             simulator_cpu_s = process_cpu_s(sim.pid) - sim_cpu_before
             stub_cpu_s = _stub_cpu_s(store) - stub_cpu_before
             rss_mb = peak_rss_mb()

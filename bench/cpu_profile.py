@@ -1,0 +1,208 @@
+"""`python -m bench.cpu_profile [bench options]`: where the collector's CPU goes in the benchmark's
+measured run, by native component (the interpreter, the regular-expression engine, zlib-ng, OpenSSL,
+the kernel...), from Linux perf's CPU-clock samples.
+
+A wall-clock sampler (py-spy) also charges the time the process waits in the selector or in a socket call
+to the frame that waits, so its shares are not shares of CPU. perf's `cpu-clock` event samples a task only
+while it runs, so these shares add up to the run's CPU (user and kernel). Only the benchmark's own process
+is sampled (`--no-inherit`: not the simulator nor the S3 stub), and only during the measured run: the
+benchmark enables perf around that run through perf's control FIFOs (`--perf-control`).
+
+Needs `perf` (Debian: linux-perf) and a `kernel.perf_event_paranoid` of 2 or less, so that a user may
+profile their own processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+INTERPRETER = "interpreter (bytecode, objects, dicts)"
+REGEX = "regular expressions (re's C engine)"
+INFLATE = "inflate and CRC (zlib-ng)"
+TLS = "TLS (OpenSSL)"
+JSON = "JSON (the json module's C part)"
+MEMORY = "memory (allocators, copies)"
+GC = "garbage collector"
+KERNEL = "kernel (syscalls, TCP on loopback, page faults)"
+OTHER = "other"
+
+# Samples per second: an odd rate, so that sampling does not lock onto a periodic timer.
+FREQUENCY_HZ = 2999
+
+_ALLOCATOR = re.compile(
+    r"(?:_?Py(?:Object|Mem)_(?:Raw)?(?:Malloc|Calloc|Realloc|Free)|_PyMem_\w+|"
+    r"(?:__libc_|_int_|c)?(?:malloc|calloc|realloc|free)|malloc_consolidate|unlink_chunk\S*|"
+    r"__mem(?:move|cpy|set)\w*|mem(?:move|cpy|set))(?:@\S*)?"
+)
+_GC = re.compile(r"gc_\w+|visit_\w+|(?:update|subtract|move|deduce)_\w*(?:refs|unreachable)\w*|_PyGC_\w+")
+# One sample of `perf script -F ip,sym,dso`: the address, the symbol (or [unknown]), the object in brackets.
+_SAMPLE = re.compile(r"^\s*[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>[^()]*)\)\s*$")
+
+
+def component(dso: str, symbol: str) -> str:
+    """The part of the process a sample's code belongs to, from its object file and symbol."""
+    name = dso.rsplit("/", 1)[-1]
+    symbol = symbol.split("+", 1)[0]
+    if name.startswith("[kernel") or name.startswith("[vdso"):
+        return KERNEL
+    if "zlib_ng" in name or name.startswith("libz."):
+        return INFLATE
+    if name.startswith(("libcrypto", "libssl", "_ssl.")):
+        return TLS
+    if name.startswith("_json."):
+        return JSON
+    if _ALLOCATOR.fullmatch(symbol):
+        return MEMORY
+    if name.startswith(("libpython", "python")):
+        if symbol.startswith(("sre_", "_sre", "pattern_")):
+            return REGEX
+        if _GC.fullmatch(symbol):
+            return GC
+        return INTERPRETER
+    if name.startswith("ld-linux") or name.startswith("perf-"):
+        # The dynamic loader's thread-local lookups are the interpreter's (its thread state); perf-<pid>.map
+        # holds the trampolines of Python functions (PYTHONPERFSUPPORT).
+        return INTERPRETER
+    return OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Samples by component and by (object, symbol)."""
+
+    by_component: Counter[str]
+    by_symbol: Counter[tuple[str, str]]
+
+    @property
+    def samples(self) -> int:
+        return sum(self.by_component.values())
+
+
+def split(lines: Iterable[str]) -> Split:
+    """Count `perf script -F ip,sym,dso` lines; a line that is not a sample is skipped."""
+    by_component: Counter[str] = Counter()
+    by_symbol: Counter[tuple[str, str]] = Counter()
+    for line in lines:
+        match = _SAMPLE.match(line)
+        if match is None:
+            continue
+        dso, symbol = match["dso"], match["sym"]
+        by_component[component(dso, symbol)] += 1
+        by_symbol[(dso.rsplit("/", 1)[-1], symbol.split("+", 1)[0])] += 1
+    return Split(by_component, by_symbol)
+
+
+@contextmanager
+def perf_enabled(control: str | None) -> Iterator[None]:
+    """perf enabled inside the block, through the `CTL,ACK` FIFOs of `perf record --control` (no-op when
+    None). Each command waits for perf's acknowledgement, so no sample of the block is lost."""
+    if not control:
+        yield
+        return
+    ctl_path, _, ack_path = control.partition(",")
+    with open(ctl_path, "w", encoding="ascii") as ctl, open(ack_path, encoding="ascii") as ack:
+
+        def command(word: str) -> None:
+            ctl.write(word + "\n")
+            ctl.flush()
+            ack.readline()
+
+        command("enable")
+        try:
+            yield
+        finally:
+            command("disable")
+
+
+def _perf_usable() -> str | None:
+    """Why perf cannot profile here, or None."""
+    if shutil.which("perf") is None:
+        return "`perf` is not installed (Debian: apt-get install linux-perf)"
+    probe = subprocess.run(
+        ["perf", "stat", "-e", "cpu-clock", "true"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        return f"`perf stat -e cpu-clock true` failed: {probe.stderr.strip()[-300:]}"
+    return None
+
+
+def _print_split(result: Split, cpu_ms_per_node: float, top: int) -> None:
+    total = result.samples
+    print(f"\nCPU of the measured run by component ({total} samples at {FREQUENCY_HZ} Hz):")
+    print(f"  {'component':<50} {'share':>7} {'ms a node':>10}")
+    for name, count in result.by_component.most_common():
+        share = count / total
+        print(f"  {name:<50} {share:7.1%} {share * cpu_ms_per_node:10.3f}")
+    print(f"  {'in all':<50} {1:7.0%} {cpu_ms_per_node:10.3f}")
+    print(f"\nThe {top} symbols with the most samples:")
+    for (dso, symbol), count in result.by_symbol.most_common(top):
+        print(f"  {count / total:6.1%}  {symbol[:60]:<60} {dso}")
+
+
+def _results_path(bench_args: list[str]) -> str:
+    """Where the benchmark writes its results: its `--output` if given (the last one, as argparse
+    takes it), else its default."""
+    from .__main__ import RESULTS
+
+    path = RESULTS
+    for at, arg in enumerate(bench_args):
+        if arg == "--output" and at + 1 < len(bench_args):
+            path = bench_args[at + 1]
+        elif arg.startswith("--output="):
+            path = arg.partition("=")[2]
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    bench_args = list(sys.argv[1:] if argv is None else argv)
+    if any(arg in ("-h", "--help") for arg in bench_args):
+        print(__doc__)
+        return 0
+    reason = _perf_usable()
+    if reason is not None:
+        print(f"cannot profile: {reason}", file=sys.stderr)
+        return 2
+    if "--breakdown" not in bench_args:
+        bench_args += ["--breakdown", "0"]  # the measured run is all that is profiled
+    with tempfile.TemporaryDirectory(prefix="cpu-profile-") as scratch:
+        ctl, ack = os.path.join(scratch, "ctl"), os.path.join(scratch, "ack")
+        os.mkfifo(ctl)
+        os.mkfifo(ack)
+        data, results = os.path.join(scratch, "perf.data"), _results_path(bench_args)
+        record = [
+            "perf", "record", "--quiet", "-e", "cpu-clock", "-F", str(FREQUENCY_HZ), "--no-inherit",
+            "-D", "-1", f"--control=fifo:{ctl},{ack}", "-o", data, "--",
+            sys.executable, "-m", "bench", "--perf-control", f"{ctl},{ack}",
+            *bench_args, "--output", results,
+        ]  # fmt: skip
+        # PYTHONPERFSUPPORT: samples in Python functions' trampolines are named in perf-<pid>.map.
+        bench = subprocess.run(record, env=dict(os.environ, PYTHONPERFSUPPORT="1"), check=False)
+        if bench.returncode != 0:
+            print(f"the benchmark under perf exited with {bench.returncode}", file=sys.stderr)
+            return bench.returncode
+        script = subprocess.run(
+            ["perf", "script", "-i", data, "-F", "ip,sym,dso"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        with open(results, encoding="utf-8") as handle:
+            cpu_ms_per_node = float(json.load(handle)["cpu_ms_per_node"])
+    result = split(script.stdout.splitlines())
+    if result.samples == 0:
+        print("perf recorded no sample of the measured run", file=sys.stderr)
+        return 1
+    _print_split(result, cpu_ms_per_node, top=15)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""`python -m bench.cpu_profile`: the sample classification, the perf control handshake, and (where perf
+can profile) a small run end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from bench import cpu_profile
+from bench.cpu_profile import (
+    GC,
+    INFLATE,
+    INTERPRETER,
+    JSON,
+    KERNEL,
+    MEMORY,
+    OTHER,
+    REGEX,
+    TLS,
+    component,
+    perf_enabled,
+    split,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+LIBPYTHON = "/root/.pyenv/versions/3.13.0/lib/libpython3.13.so.1.0"
+
+
+@pytest.mark.parametrize(
+    ("dso", "symbol", "expected"),
+    [
+        (LIBPYTHON, "_PyEval_EvalFrameDefault", INTERPRETER),
+        (LIBPYTHON, "unicodekeys_lookup_unicode", INTERPRETER),
+        (LIBPYTHON, "PyObject_GC_UnTrack", INTERPRETER),  # object bookkeeping, not a collection
+        (LIBPYTHON, "sre_ucs1_match", REGEX),
+        (LIBPYTHON, "sre_search", REGEX),
+        (LIBPYTHON, "gc_collect_main", GC),
+        (LIBPYTHON, "visit_decref", GC),
+        (LIBPYTHON, "_PyObject_Malloc", MEMORY),
+        (LIBPYTHON, "_PyObject_Free", MEMORY),
+        (LIBPYTHON, "PyObject_Malloc@plt", MEMORY),
+        ("/usr/lib/x86_64-linux-gnu/libc.so.6", "__memmove_avx512_unaligned_erms", MEMORY),
+        ("/usr/lib/x86_64-linux-gnu/libc.so.6", "_int_malloc", MEMORY),
+        ("/usr/lib/x86_64-linux-gnu/libc.so.6", "cfree@GLIBC_2.2.5", MEMORY),
+        ("/usr/lib/x86_64-linux-gnu/libc.so.6", "__memchr_evex", OTHER),
+        ("/usr/lib/x86_64-linux-gnu/libc.so.6", "epoll_wait", OTHER),
+        (
+            "/venv/site-packages/zlib_ng/zlib_ng.cpython-313-x86_64-linux-gnu.so",
+            "inflate_fast_avx512",
+            INFLATE,
+        ),
+        ("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", "crc32_z", INFLATE),
+        ("/usr/lib/x86_64-linux-gnu/libcrypto.so.3", "[unknown]", TLS),
+        ("/usr/lib/x86_64-linux-gnu/libssl.so.3", "SSL_read", TLS),
+        ("/lib/python3.13/lib-dynload/_ssl.cpython-313-x86_64-linux-gnu.so", "_ssl__SSLSocket_read", TLS),
+        ("/lib/python3.13/lib-dynload/_json.cpython-313-x86_64-linux-gnu.so", "scanstring_unicode", JSON),
+        ("[kernel.kallsyms]", "_raw_spin_unlock_irqrestore", KERNEL),
+        ("[vdso]", "__vdso_clock_gettime", KERNEL),
+        ("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "__tls_get_addr", INTERPRETER),
+        ("/tmp/perf-5841.map", "py::extract:/work/main/lambda_src/fargate_insights/cadvisor.py", INTERPRETER),
+        ("/usr/bin/python3.13", "_PyEval_EvalFrameDefault", INTERPRETER),  # a statically linked CPython
+        ("/lib/python3.13/lib-dynload/math.cpython-313-x86_64-linux-gnu.so", "math_ceil", OTHER),
+    ],
+)
+def test_each_sample_goes_to_its_component(dso: str, symbol: str, expected: str) -> None:
+    assert component(dso, symbol) == expected
+
+
+def test_split_counts_perf_script_lines_and_skips_the_rest() -> None:
+    lines = [
+        f"          1b2d3e _PyEval_EvalFrameDefault ({LIBPYTHON})",
+        f"          1b2d40 _PyEval_EvalFrameDefault+0x1a ({LIBPYTHON})",
+        f"    7f3a7a5f6190 sre_search ({LIBPYTHON})",
+        "ffffffff821f2fa7 exc_page_fault ([kernel.kallsyms])",
+        "    7f3a7a4c7a90 [unknown] (/usr/lib/x86_64-linux-gnu/libcrypto.so.3)",
+        "",
+        "not a sample line",
+        "    7f3a7a4c7a90 no object in brackets",
+    ]
+    result = split(lines)
+    assert result.samples == 5
+    assert result.by_component == {INTERPRETER: 2, REGEX: 1, KERNEL: 1, TLS: 1}
+    # offsets are folded into their symbol, and objects shown by file name
+    assert result.by_symbol[("libpython3.13.so.1.0", "_PyEval_EvalFrameDefault")] == 2
+
+
+def test_perf_enabled_without_fifos_does_nothing() -> None:
+    ran = []
+    with perf_enabled(None):
+        ran.append(True)
+    assert ran == [True]
+
+
+def _fake_perf(ctl: str, ack: str, heard: list[str]) -> threading.Thread:
+    """perf's side of `--control=fifo:CTL,ACK`: read each command, acknowledge it."""
+
+    def serve() -> None:
+        with open(ctl, encoding="ascii") as commands, open(ack, "w", encoding="ascii") as acks:
+            for line in commands:
+                heard.append(line.strip())
+                acks.write("ack\n")
+                acks.flush()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_perf_enabled_brackets_the_block_and_waits_for_each_ack(tmp_path: Path, fails: bool) -> None:
+    ctl, ack = str(tmp_path / "ctl"), str(tmp_path / "ack")
+    os.mkfifo(ctl)
+    os.mkfifo(ack)
+    heard: list[str] = []
+    perf = _fake_perf(ctl, ack, heard)
+    seen_inside: list[list[str]] = []
+    expected_error = pytest.raises(RuntimeError) if fails else contextlib.nullcontext()
+    with expected_error, perf_enabled(f"{ctl},{ack}"):
+        seen_inside.append(list(heard))  # "enable" was acknowledged before the block ran
+        if fails:
+            raise RuntimeError("the measured run failed")
+    perf.join(timeout=10)
+    assert seen_inside == [["enable"]]
+    assert heard == ["enable", "disable"]  # disabled also when the block raised
+
+
+def test_help_prints_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cpu_profile.main(["--help"]) == 0
+    assert "cpu-clock" in capsys.readouterr().out
+
+
+def test_results_path_is_the_benchmarks_output() -> None:
+    from bench.__main__ import RESULTS
+
+    assert cpu_profile._results_path(["--nodes", "5"]) == RESULTS
+    assert cpu_profile._results_path(["--output", "a.json", "--output=b.json"]) == "b.json"
+    assert cpu_profile._results_path(["--output=b.json", "--output", "a.json"]) == "a.json"
+
+
+def test_a_small_run_end_to_end(tmp_path: Path) -> None:
+    reason = cpu_profile._perf_usable()
+    if reason is not None:
+        pytest.skip(f"perf cannot profile on this machine: {reason}")
+    output = tmp_path / "results.json"
+    env = dict(os.environ, PYTHONPATH=f"{REPO / 'lambda_src'}{os.pathsep}{REPO}")
+    command = [sys.executable, "-m", "bench.cpu_profile", "--nodes", "40", "--max-in-flight", "4"]
+    command += ["--latency-ms", "5", "--import-repeat", "1", "--output", str(output)]
+    answer = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    assert output.exists()  # the benchmark's results, where it was asked to write them
+    table = answer.stdout.split("CPU of the measured run by component", 1)[1]
+    assert INTERPRETER in table and REGEX in table and INFLATE in table
+    assert "in all" in table and "symbols with the most samples" in table
+    # Only the measured run of the benchmark's own process was sampled: the samples account for its CPU,
+    # not for the warm-up run's or the simulator's as well (either would double them).
+    samples = int(re.search(r"\((\d+) samples at", answer.stdout)[1])  # type: ignore[index]
+    expected = json.loads(output.read_text())["cpu_s"] * cpu_profile.FREQUENCY_HZ
+    assert 0.5 * expected <= samples <= 1.4 * expected + 30, (samples, expected)
