@@ -16,11 +16,12 @@ import json
 import logging
 import math
 import time
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Protocol
 
 from zlib_ng import zlib_ng
 
 from .collector import CollectorState
+from .gzip_body import InflateError, inflate
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ _READABLE_VERSIONS: Final = frozenset({1, FORMAT_VERSION})
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 # A stored state inflates to at most this much (about 140,000 pods): more is not ours, or not sane.
 MAX_STATE_BYTES: Final = 128 * 1024 * 1024
-_INFLATE_ERROR: Final = cast("type[Exception]", zlib_ng.error)
 # A few MB at most: S3 answers in well under a second. Short timeouts and one retry bound what an
 # unreachable S3 (a function in a VPC without an S3 endpoint or NAT) costs a run to a few seconds; with
 # botocore's defaults (60 s timeouts, five attempts) every run would end in a Lambda timeout, before
@@ -195,12 +195,10 @@ def decode(body: bytes) -> CollectorState | None:
 
 def _inflate(body: bytes) -> bytes | None:
     """The gzip body inflated, or None when it is corrupt, cut short or would exceed MAX_STATE_BYTES."""
-    inflater = zlib_ng.decompressobj(wbits=31)
     try:
-        text = inflater.decompress(body, MAX_STATE_BYTES)
-    except _INFLATE_ERROR:
+        return inflate(body, MAX_STATE_BYTES)
+    except InflateError:
         return None
-    return text if inflater.eof and not inflater.unconsumed_tail else None
 
 
 def _is_int(value: object) -> bool:
