@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,9 +33,10 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from urllib.parse import quote, unquote, urlsplit
 from xml.sax.saxutils import escape
+
+from fargate_sim.serving import announce, stop_on_signals
 
 from .simulator_process import stop, wait_for_info
 
@@ -221,23 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--info-file", default=None, help="write {endpoint, pid} here")
     args = parser.parse_args(argv)
     server = _Server(args.port)
-    done = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    done = stop_on_signals()
     thread = threading.Thread(target=server.serve_forever, name="s3-stub", daemon=True)
     thread.start()
     try:
-        if args.info_file:
-            tmp = f"{args.info_file}.tmp"
-            with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump({"endpoint": server.endpoint, "pid": os.getpid()}, handle)
-            os.replace(tmp, args.info_file)  # readers never see half a file
-        print(server.endpoint, flush=True)
+        announce(server.endpoint, args.info_file, {"endpoint": server.endpoint, "pid": os.getpid()})
         while not done.wait(0.5):
             pass
     finally:

@@ -5,21 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
-from types import FrameType
 
 from .faults import Faults
 from .server import SimulatedCluster
-
-
-def _write_atomically(path: str, data: dict[str, object]) -> None:
-    """Readers never see a half-written info file: write a temp file, then rename."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
+from .serving import announce, stop_on_signals
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,14 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         name_filter=args.name_filter,
     )
-    done = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    done = stop_on_signals()
     try:
         sim.start()
     except OSError as error:  # the port is taken, or not ours to take: say so, not a traceback
@@ -75,17 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        if args.info_file:
-            _write_atomically(
-                args.info_file,
-                {
-                    "endpoint": sim.endpoint,
-                    "ca_data": sim.ca_data,
-                    "cluster_name": sim.cluster_name,
-                    "pid": os.getpid(),
-                },
-            )
-        print(sim.endpoint, flush=True)
+        info = {
+            "endpoint": sim.endpoint,
+            "ca_data": sim.ca_data,
+            "cluster_name": sim.cluster_name,
+            "pid": os.getpid(),
+        }
+        announce(sim.endpoint, args.info_file, info)
         while not done.wait(0.5):
             pass
     finally:
