@@ -45,8 +45,10 @@ _ALLOCATOR = re.compile(
     r"__mem(?:move|cpy|set)\w*|mem(?:move|cpy|set))(?:@\S*)?"
 )
 _GC = re.compile(r"gc_\w+|visit_\w+|(?:update|subtract|move|deduce)_\w*(?:refs|unreachable)\w*|_PyGC_\w+")
-# One sample of `perf script -F ip,sym,dso`: the address, the symbol (or [unknown]), the object in brackets.
-_SAMPLE = re.compile(r"^\s*[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>[^()]*)\)\s*$")
+# One sample of `perf script -F period,ip,sym,dso`: the CPU time it stands for (ns), the address, the
+# symbol (or [unknown]), the object in brackets.
+_SAMPLE = re.compile(r"^\s*(?P<period>\d+)\s+[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>[^()]*)\)\s*$")
+PERF_SCRIPT_FIELDS = "period,ip,sym,dso"
 
 
 def component(dso: str, symbol: str) -> str:
@@ -78,28 +80,34 @@ def component(dso: str, symbol: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Split:
-    """Samples by component and by (object, symbol)."""
+    """CPU time (ns) by component and by (object, symbol), and the samples it came from.
+
+    Each sample weighs its period, the CPU time since the one before: the same weight at a steady rate,
+    and still the right one when the kernel lowers the rate (`perf_event_max_sample_rate`)."""
 
     by_component: Counter[str]
     by_symbol: Counter[tuple[str, str]]
+    samples: int
 
     @property
-    def samples(self) -> int:
+    def cpu_ns(self) -> int:
         return sum(self.by_component.values())
 
 
 def split(lines: Iterable[str]) -> Split:
-    """Count `perf script -F ip,sym,dso` lines; a line that is not a sample is skipped."""
+    """Sum `perf script -F period,ip,sym,dso` lines; a line that is not a sample is skipped."""
     by_component: Counter[str] = Counter()
     by_symbol: Counter[tuple[str, str]] = Counter()
+    samples = 0
     for line in lines:
         match = _SAMPLE.match(line)
         if match is None:
             continue
-        dso, symbol = match["dso"], match["sym"]
-        by_component[component(dso, symbol)] += 1
-        by_symbol[(dso.rsplit("/", 1)[-1], symbol.split("+", 1)[0])] += 1
-    return Split(by_component, by_symbol)
+        dso, symbol, period = match["dso"], match["sym"], int(match["period"])
+        by_component[component(dso, symbol)] += period
+        by_symbol[(dso.rsplit("/", 1)[-1], symbol.split("+", 1)[0])] += period
+        samples += 1
+    return Split(by_component, by_symbol, samples)
 
 
 @contextmanager
@@ -137,8 +145,11 @@ def _perf_usable() -> str | None:
 
 
 def _print_split(result: Split, cpu_ms_per_node: float, top: int) -> None:
-    total = result.samples
-    print(f"\nCPU of the measured run by component ({total} samples at {FREQUENCY_HZ} Hz):")
+    total = result.cpu_ns
+    print(
+        f"\nCPU of the measured run by component ({result.samples} samples, {total / 1e9:.3f} s of CPU "
+        "sampled; the ms a node are the shares of the run's cpu_ms_per_node):"
+    )
     print(f"  {'component':<50} {'share':>7} {'ms a node':>10}")
     for name, count in result.by_component.most_common():
         share = count / total
@@ -191,13 +202,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the benchmark under perf exited with {bench.returncode}", file=sys.stderr)
             return bench.returncode
         script = subprocess.run(
-            ["perf", "script", "-i", data, "-F", "ip,sym,dso"],
+            ["perf", "script", "-i", data, "-F", PERF_SCRIPT_FIELDS],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         with open(results, encoding="utf-8") as handle:
             cpu_ms_per_node = float(json.load(handle)["cpu_ms_per_node"])
     result = split(script.stdout.splitlines())
-    if result.samples == 0:
+    if result.cpu_ns == 0:
         print("perf recorded no sample of the measured run", file=sys.stderr)
         return 1
     _print_split(result, cpu_ms_per_node, top=15)

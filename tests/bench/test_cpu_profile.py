@@ -74,22 +74,24 @@ def test_each_sample_goes_to_its_component(dso: str, symbol: str, expected: str)
     assert component(dso, symbol) == expected
 
 
-def test_split_counts_perf_script_lines_and_skips_the_rest() -> None:
+def test_split_weighs_perf_script_lines_by_period_and_skips_the_rest() -> None:
     lines = [
-        f"          1b2d3e _PyEval_EvalFrameDefault ({LIBPYTHON})",
-        f"          1b2d40 _PyEval_EvalFrameDefault+0x1a ({LIBPYTHON})",
-        f"    7f3a7a5f6190 sre_search ({LIBPYTHON})",
-        "ffffffff821f2fa7 exc_page_fault ([kernel.kallsyms])",
-        "    7f3a7a4c7a90 [unknown] (/usr/lib/x86_64-linux-gnu/libcrypto.so.3)",
+        f"     333444           1b2d3e _PyEval_EvalFrameDefault ({LIBPYTHON})",
+        f"     333444           1b2d40 _PyEval_EvalFrameDefault+0x1a ({LIBPYTHON})",
+        f"    1000000     7f3a7a5f6190 sre_search ({LIBPYTHON})",  # a lower rate: a longer period
+        "     333444 ffffffff821f2fa7 exc_page_fault ([kernel.kallsyms])",
+        "     333444     7f3a7a4c7a90 [unknown] (/usr/lib/x86_64-linux-gnu/libcrypto.so.3)",
         "",
         "not a sample line",
-        "    7f3a7a4c7a90 no object in brackets",
+        "     333444     7f3a7a4c7a90 no object in brackets",
+        f"    7f3a7a5f6190 sre_search ({LIBPYTHON})",  # no period
     ]
     result = split(lines)
     assert result.samples == 5
-    assert result.by_component == {INTERPRETER: 2, REGEX: 1, KERNEL: 1, TLS: 1}
+    assert result.cpu_ns == 4 * 333444 + 1000000
+    assert result.by_component == {INTERPRETER: 2 * 333444, REGEX: 1000000, KERNEL: 333444, TLS: 333444}
     # offsets are folded into their symbol, and objects shown by file name
-    assert result.by_symbol[("libpython3.13.so.1.0", "_PyEval_EvalFrameDefault")] == 2
+    assert result.by_symbol[("libpython3.13.so.1.0", "_PyEval_EvalFrameDefault")] == 2 * 333444
 
 
 def test_perf_enabled_without_fifos_does_nothing() -> None:
@@ -163,6 +165,6 @@ def test_a_small_run_end_to_end(tmp_path: Path) -> None:
     assert "in all" in table and "symbols with the most samples" in table
     # Only the measured run of the benchmark's own process was sampled: the samples account for its CPU,
     # not for the warm-up run's or the simulator's as well (either would double them).
-    samples = int(re.search(r"\((\d+) samples at", answer.stdout)[1])  # type: ignore[index]
-    expected = json.loads(output.read_text())["cpu_s"] * cpu_profile.FREQUENCY_HZ
-    assert 0.5 * expected <= samples <= 1.4 * expected + 30, (samples, expected)
+    sampled_s = float(re.search(r"samples, ([0-9.]+) s of CPU sampled", answer.stdout)[1])  # type: ignore[index]
+    cpu_s = json.loads(output.read_text())["cpu_s"]
+    assert 0.6 * cpu_s <= sampled_s <= 1.3 * cpu_s + 0.01, (sampled_s, cpu_s)
