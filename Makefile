@@ -21,7 +21,7 @@ find_python = for p in python3.13 $$(ls -d $$HOME/.pyenv/versions/3.13*/bin/pyth
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt lambda_src/requirements.txt
 	@py=$$($(find_python)); [ -n "$$py" ] || { echo "Python >= 3.11 is required (python3.13 preferred)" >&2; exit 1; }; \
@@ -76,6 +76,10 @@ bench: $(STAMP) ## Benchmark one collection of many Fargate nodes (ARGS="--nodes
 .PHONY: cpu-profile
 cpu-profile: $(STAMP) ## Where the benchmark's measured run spends its CPU, from perf samples (ARGS as for bench)
 	$(PY) -m bench.cpu_profile $(ARGS)
+
+.PHONY: instructions
+instructions: $(STAMP) ## Instructions of the benchmark's measured run, counted by callgrind: repeatable A/B (ARGS as for bench)
+	$(PY) -m bench.instructions $(ARGS)
 
 .PHONY: clean
 clean: ## Remove the virtualenv, node_modules and build output

@@ -25,6 +25,7 @@ from .breakdown import sequential_breakdown
 from .cost import ADOT_POD_USD_PER_MONTH, lambda_monthly_cost
 from .cpu_profile import perf_enabled
 from .extraction_share import recorded_and_reused
+from .instructions import callgrind_instrumented
 from .measure import (
     CountingStdout,
     cold_import_ms,
@@ -96,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the FIFOs of `perf record --control`: perf is enabled for the measured run only "
         "(`python -m bench.cpu_profile` runs the benchmark so)",
     )
+    parser.add_argument(
+        "--callgrind-toggle",
+        action="store_true",
+        help="turn callgrind's instrumentation on for the measured run only, when the benchmark runs under "
+        "valgrind --tool=callgrind --instr-atstart=no (`python -m bench.instructions` runs it so)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--output", default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(argv)
@@ -134,7 +141,7 @@ def _bench(args: argparse.Namespace, store: _StateStore | None) -> int:
             say("measured run")
             state_before = _stored_state(store)
             sim_cpu_before, stub_cpu_before = process_cpu_s(sim.pid), _stub_cpu_s(store)
-            with perf_enabled(args.perf_control):
+            with perf_enabled(args.perf_control), callgrind_instrumented(args.callgrind_toggle):
                 run = invoke_handler(sink, args.timeout, profile=args.profile)
             simulator_cpu_s = process_cpu_s(sim.pid) - sim_cpu_before
             stub_cpu_s = _stub_cpu_s(store) - stub_cpu_before

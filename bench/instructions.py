@@ -1,0 +1,111 @@
+"""`python -m bench.instructions [bench options]`: the instructions the collector executes in the
+benchmark's measured run, counted by valgrind's callgrind: a measure of a change that the machine's speed
+does not move.
+
+On a shared VM whose speed drifts by 1.7x within minutes, two `make bench` runs of the same code can
+differ by more than most changes gain; the instruction count of the same run is repeatable to well under
+1% (the event loop's batching varies a little with timing). It is a proxy for CPU time, not CPU time:
+cache misses, the kernel's work and the CPU's speed are not in it, so a change that moves memory rather
+than instructions is judged by `make bench`, in alternated runs, and `make cpu-profile`.
+
+Only the benchmark's own process is run under valgrind (not the simulator nor the S3 stub), with
+instrumentation off until the measured run starts and off again when it ends (`callgrind_control`, from
+the benchmark itself: `--callgrind-toggle`), so the imports, the warm-up run and the baselines are not
+counted, and run at native speed but for valgrind's translation. Default: 500 nodes (about a minute).
+Needs valgrind (Debian: valgrind).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+DEFAULT_NODES = 500
+_COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
+
+
+@contextmanager
+def callgrind_instrumented(enabled: bool) -> Iterator[None]:
+    """Callgrind's instrumentation on inside the block, when this process runs under callgrind with
+    `--instr-atstart=no` (`enabled`); otherwise nothing."""
+    if not enabled:
+        yield
+        return
+    _callgrind_control("on")
+    try:
+        yield
+    finally:
+        _callgrind_control("off")
+
+
+def _callgrind_control(state: str) -> None:
+    # Synchronous: callgrind_control returns once valgrind has applied the command.
+    subprocess.run(
+        ["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True, timeout=60
+    )
+
+
+def collected_instructions(valgrind_stderr: str) -> int | None:
+    """The instruction count valgrind prints at exit (`==PID== Collected : N`), if it did."""
+    found = _COLLECTED.findall(valgrind_stderr)
+    return int(found[-1]) if found else None
+
+
+def _valgrind_usable() -> str | None:
+    for tool in ("valgrind", "callgrind_control"):
+        if shutil.which(tool) is None:
+            return f"`{tool}` is not installed (Debian: apt-get install valgrind)"
+    return None
+
+
+def _has_option(args: list[str], name: str) -> bool:
+    return any(arg == name or arg.startswith(name + "=") for arg in args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    bench_args = list(sys.argv[1:] if argv is None else argv)
+    if any(arg in ("-h", "--help") for arg in bench_args):
+        print(__doc__)
+        return 0
+    reason = _valgrind_usable()
+    if reason is not None:
+        print(f"cannot count instructions: {reason}", file=sys.stderr)
+        return 2
+    defaults = {"--nodes": str(DEFAULT_NODES), "--breakdown": "0", "--import-repeat": "1", "--timeout": "900"}
+    for option, value in defaults.items():
+        if not _has_option(bench_args, option):
+            bench_args += [option, value]
+    with tempfile.TemporaryDirectory(prefix="instructions-") as scratch:
+        results = os.path.join(scratch, "results.json")
+        command = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
+            f"--callgrind-out-file={os.path.join(scratch, 'callgrind.out')}",
+            sys.executable, "-m", "bench", "--callgrind-toggle", *bench_args, "--output", results,
+        ]  # fmt: skip
+        bench = subprocess.run(command, stderr=subprocess.PIPE, text=True, check=False)
+        if bench.returncode != 0:
+            sys.stderr.write(bench.stderr[-3000:])
+            print(f"the benchmark under valgrind exited with {bench.returncode}", file=sys.stderr)
+            return bench.returncode
+        with open(results, encoding="utf-8") as handle:
+            nodes = int(json.load(handle)["nodes"])
+    instructions = collected_instructions(bench.stderr)
+    if not instructions:
+        print("valgrind counted no instruction of the measured run", file=sys.stderr)
+        return 1
+    print(
+        f"\ninstructions in the measured run: {instructions:,} for {nodes} nodes, "
+        f"{instructions / nodes / 1e6:.3f} million a node"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
