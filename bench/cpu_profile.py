@@ -14,6 +14,7 @@ profile their own processes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+from .options import has_option, option_value
 
 INTERPRETER = "interpreter (bytecode, objects, dicts)"
 REGEX = "regular expressions (re's C engine)"
@@ -45,10 +48,12 @@ _ALLOCATOR = re.compile(
     r"__mem(?:move|cpy|set)\w*|mem(?:move|cpy|set))(?:@\S*)?"
 )
 _GC = re.compile(r"gc_\w+|visit_\w+|(?:update|subtract|move|deduce)_\w*(?:refs|unreachable)\w*|_PyGC_\w+")
-# One sample of `perf script -F period,ip,sym,dso`: the CPU time it stands for (ns), the address, the
-# symbol (or [unknown]), the object in brackets.
-_SAMPLE = re.compile(r"^\s*(?P<period>\d+)\s+[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>[^()]*)\)\s*$")
-PERF_SCRIPT_FIELDS = "period,ip,sym,dso"
+# One sample of `perf script -F pid,period,ip,sym,dso`: the process, the CPU time the sample stands for
+# (ns), the address, the symbol (or [unknown]), the object in brackets.
+_SAMPLE = re.compile(
+    r"^\s*(?P<pid>\d+)\s+(?P<period>\d+)\s+[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>[^()]*)\)\s*$"
+)
+PERF_SCRIPT_FIELDS = "pid,period,ip,sym,dso"
 
 
 def component(dso: str, symbol: str) -> str:
@@ -88,6 +93,7 @@ class Split:
     by_component: Counter[str]
     by_symbol: Counter[tuple[str, str]]
     samples: int
+    pids: frozenset[int]
 
     @property
     def cpu_ns(self) -> int:
@@ -95,10 +101,11 @@ class Split:
 
 
 def split(lines: Iterable[str]) -> Split:
-    """Sum `perf script -F period,ip,sym,dso` lines; a line that is not a sample is skipped."""
+    """Sum `perf script -F pid,period,ip,sym,dso` lines; a line that is not a sample is skipped."""
     by_component: Counter[str] = Counter()
     by_symbol: Counter[tuple[str, str]] = Counter()
     samples = 0
+    pids: set[int] = set()
     for line in lines:
         match = _SAMPLE.match(line)
         if match is None:
@@ -107,7 +114,8 @@ def split(lines: Iterable[str]) -> Split:
         by_component[component(dso, symbol)] += period
         by_symbol[(dso.rsplit("/", 1)[-1], symbol.split("+", 1)[0])] += period
         samples += 1
-    return Split(by_component, by_symbol, samples)
+        pids.add(int(match["pid"]))
+    return Split(by_component, by_symbol, samples, frozenset(pids))
 
 
 @contextmanager
@@ -133,14 +141,21 @@ def perf_enabled(control: str | None) -> Iterator[None]:
 
 
 def _perf_usable() -> str | None:
-    """Why perf cannot profile here, or None."""
+    """Why perf cannot profile here, or None: tried with the options the profile needs (a perf older
+    than 5.10 has no --control)."""
     if shutil.which("perf") is None:
         return "`perf` is not installed (Debian: apt-get install linux-perf)"
-    probe = subprocess.run(
-        ["perf", "stat", "-e", "cpu-clock", "true"], capture_output=True, text=True, check=False
-    )
+    with tempfile.TemporaryDirectory(prefix="cpu-profile-probe-") as scratch:
+        ctl, ack = os.path.join(scratch, "ctl"), os.path.join(scratch, "ack")
+        os.mkfifo(ctl)
+        os.mkfifo(ack)
+        probe = subprocess.run(
+            ["perf", "record", "--quiet", "-e", "cpu-clock", "--no-inherit", "-D", "-1",
+             f"--control=fifo:{ctl},{ack}", "-o", os.path.join(scratch, "perf.data"), "--", "true"],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
     if probe.returncode != 0:
-        return f"`perf stat -e cpu-clock true` failed: {probe.stderr.strip()[-300:]}"
+        return f"`perf record --control` failed: {probe.stderr.strip()[-300:]}"
     return None
 
 
@@ -160,18 +175,10 @@ def _print_split(result: Split, cpu_ms_per_node: float, top: int) -> None:
         print(f"  {count / total:6.1%}  {symbol[:60]:<60} {dso}")
 
 
-def _results_path(bench_args: list[str]) -> str:
-    """Where the benchmark writes its results: its `--output` if given (the last one, as argparse
-    takes it), else its default."""
-    from .__main__ import RESULTS
+def _default_results() -> str:
+    from .__main__ import RESULTS  # here: the benchmark imports this module
 
-    path = RESULTS
-    for at, arg in enumerate(bench_args):
-        if arg == "--output" and at + 1 < len(bench_args):
-            path = bench_args[at + 1]
-        elif arg.startswith("--output="):
-            path = arg.partition("=")[2]
-    return path
+    return RESULTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,21 +190,23 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         print(f"cannot profile: {reason}", file=sys.stderr)
         return 2
-    if "--breakdown" not in bench_args:
+    if not has_option(bench_args, "--breakdown"):
         bench_args += ["--breakdown", "0"]  # the measured run is all that is profiled
     with tempfile.TemporaryDirectory(prefix="cpu-profile-") as scratch:
         ctl, ack = os.path.join(scratch, "ctl"), os.path.join(scratch, "ack")
         os.mkfifo(ctl)
         os.mkfifo(ack)
-        data, results = os.path.join(scratch, "perf.data"), _results_path(bench_args)
+        data = os.path.join(scratch, "perf.data")
+        results = option_value(bench_args, "--output") or _default_results()
         record = [
             "perf", "record", "--quiet", "-e", "cpu-clock", "-F", str(FREQUENCY_HZ), "--no-inherit",
             "-D", "-1", f"--control=fifo:{ctl},{ack}", "-o", data, "--",
-            sys.executable, "-m", "bench", "--perf-control", f"{ctl},{ack}",
+            sys.executable, "-X", "perf", "-m", "bench", "--perf-control", f"{ctl},{ack}",
             *bench_args, "--output", results,
         ]  # fmt: skip
-        # PYTHONPERFSUPPORT: samples in Python functions' trampolines are named in perf-<pid>.map.
-        bench = subprocess.run(record, env=dict(os.environ, PYTHONPERFSUPPORT="1"), check=False)
+        # -X perf (the benchmark's process only, not its children): samples in Python functions'
+        # trampolines are named in /tmp/perf-<pid>.map, which CPython writes and never removes.
+        bench = subprocess.run(record, check=False)
         if bench.returncode != 0:
             print(f"the benchmark under perf exited with {bench.returncode}", file=sys.stderr)
             return bench.returncode
@@ -208,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         with open(results, encoding="utf-8") as handle:
             cpu_ms_per_node = float(json.load(handle)["cpu_ms_per_node"])
     result = split(script.stdout.splitlines())
+    for pid in result.pids:
+        with contextlib.suppress(OSError):
+            os.remove(f"/tmp/perf-{pid}.map")
     if result.cpu_ns == 0:
         print("perf recorded no sample of the measured run", file=sys.stderr)
         return 1

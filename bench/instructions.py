@@ -27,6 +27,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .options import has_option, option_value
+
 DEFAULT_NODES = 500
 _COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
 
@@ -59,14 +61,24 @@ def collected_instructions(valgrind_stderr: str) -> int | None:
 
 
 def _valgrind_usable() -> str | None:
+    """Why callgrind cannot count here, or None: tried as the count needs it, a Python process under
+    callgrind turning its own instrumentation on (callgrind_control reaches it through ptrace, which a
+    machine may forbid)."""
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed (Debian: apt-get install valgrind)"
+    toggle = "import bench.instructions as i; i._callgrind_control('on'); i._callgrind_control('off')"
+    with tempfile.TemporaryDirectory(prefix="instructions-probe-") as scratch:
+        probe = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
+             f"--callgrind-out-file={os.path.join(scratch, 'callgrind.out')}", sys.executable, "-c", toggle],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+    if probe.returncode != 0:
+        return (
+            f"a process under callgrind could not toggle its instrumentation: {probe.stderr.strip()[-300:]}"
+        )
     return None
-
-
-def _has_option(args: list[str], name: str) -> bool:
-    return any(arg == name or arg.startswith(name + "=") for arg in args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     defaults = {"--nodes": str(DEFAULT_NODES), "--breakdown": "0", "--import-repeat": "1", "--timeout": "900"}
     for option, value in defaults.items():
-        if not _has_option(bench_args, option):
+        if not has_option(bench_args, option):
             bench_args += [option, value]
     with tempfile.TemporaryDirectory(prefix="instructions-") as scratch:
-        results = os.path.join(scratch, "results.json")
+        # Not bench/results.json by default: this run's times are valgrind's, not the collector's.
+        results = option_value(bench_args, "--output") or os.path.join(scratch, "results.json")
         command = [
             "valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
             f"--callgrind-out-file={os.path.join(scratch, 'callgrind.out')}",

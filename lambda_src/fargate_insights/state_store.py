@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import time
+from contextlib import closing
 from typing import Any, Final, Protocol
 
 from zlib_ng import zlib_ng
@@ -131,7 +132,10 @@ class S3StateStore:
 
         try:
             answer = self._s3.get_object(Bucket=self._bucket, Key=self._key)
-            body = answer["Body"].read()
+            with closing(answer["Body"]) as stream:
+                # A stored state is never larger than it inflates to (nor, uncompressed, than the cap):
+                # one that is, whatever wrote it, is refused without being read whole.
+                body = stream.read(MAX_STATE_BYTES + 1)
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")
             if code not in ("NoSuchKey", "404"):
@@ -143,7 +147,7 @@ class S3StateStore:
             return None
         etag = answer.get("ETag")
         self._etag = etag
-        state = decode(body)
+        state = decode(body) if len(body) <= MAX_STATE_BYTES else None
         if state is None:
             logger.warning("state object unreadable; starting afresh", extra={"bucket": self._bucket})
             return None

@@ -4,6 +4,7 @@ can profile) a small run end to end."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from bench.cpu_profile import (
     perf_enabled,
     split,
 )
+from bench.options import has_option, option_value
 
 REPO = Path(__file__).resolve().parents[2]
 LIBPYTHON = "/root/.pyenv/versions/3.13.0/lib/libpython3.13.so.1.0"
@@ -76,18 +78,18 @@ def test_each_sample_goes_to_its_component(dso: str, symbol: str, expected: str)
 
 def test_split_weighs_perf_script_lines_by_period_and_skips_the_rest() -> None:
     lines = [
-        f"     333444           1b2d3e _PyEval_EvalFrameDefault ({LIBPYTHON})",
-        f"     333444           1b2d40 _PyEval_EvalFrameDefault+0x1a ({LIBPYTHON})",
-        f"    1000000     7f3a7a5f6190 sre_search ({LIBPYTHON})",  # a lower rate: a longer period
-        "     333444 ffffffff821f2fa7 exc_page_fault ([kernel.kallsyms])",
-        "     333444     7f3a7a4c7a90 [unknown] (/usr/lib/x86_64-linux-gnu/libcrypto.so.3)",
+        f" 5841     333444           1b2d3e _PyEval_EvalFrameDefault ({LIBPYTHON})",
+        f" 5841     333444           1b2d40 _PyEval_EvalFrameDefault+0x1a ({LIBPYTHON})",
+        f" 5841    1000000     7f3a7a5f6190 sre_search ({LIBPYTHON})",  # a lower rate: a longer period
+        " 5841     333444 ffffffff821f2fa7 exc_page_fault ([kernel.kallsyms])",
+        " 5841     333444     7f3a7a4c7a90 [unknown] (/usr/lib/x86_64-linux-gnu/libcrypto.so.3)",
         "",
         "not a sample line",
-        "     333444     7f3a7a4c7a90 no object in brackets",
-        f"    7f3a7a5f6190 sre_search ({LIBPYTHON})",  # no period
+        " 5841     333444     7f3a7a4c7a90 no object in brackets",
+        f" 5841    7f3a7a5f6190 sre_search ({LIBPYTHON})",  # no period
     ]
     result = split(lines)
-    assert result.samples == 5
+    assert result.samples == 5 and result.pids == {5841}
     assert result.cpu_ns == 4 * 333444 + 1000000
     assert result.by_component == {INTERPRETER: 2 * 333444, REGEX: 1000000, KERNEL: 333444, TLS: 333444}
     # offsets are folded into their symbol, and objects shown by file name
@@ -139,12 +141,13 @@ def test_help_prints_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cpu-clock" in capsys.readouterr().out
 
 
-def test_results_path_is_the_benchmarks_output() -> None:
-    from bench.__main__ import RESULTS
-
-    assert cpu_profile._results_path(["--nodes", "5"]) == RESULTS
-    assert cpu_profile._results_path(["--output", "a.json", "--output=b.json"]) == "b.json"
-    assert cpu_profile._results_path(["--output=b.json", "--output", "a.json"]) == "a.json"
+def test_the_benchmarks_options_are_read_as_argparse_reads_them() -> None:
+    assert option_value(["--nodes", "5"], "--output") is None
+    assert option_value(["--output", "a.json", "--output=b.json"], "--output") == "b.json"
+    assert option_value(["--output=b.json", "--output", "a.json"], "--output") == "a.json"
+    assert option_value(["--output"], "--output") is None  # no value: argparse refuses it
+    assert has_option(["--breakdown=3"], "--breakdown") and has_option(["--breakdown", "3"], "--breakdown")
+    assert not has_option(["--breakdowns", "3"], "--breakdown")
 
 
 def test_a_small_run_end_to_end(tmp_path: Path) -> None:
@@ -152,6 +155,7 @@ def test_a_small_run_end_to_end(tmp_path: Path) -> None:
     if reason is not None:
         pytest.skip(f"perf cannot profile on this machine: {reason}")
     output = tmp_path / "results.json"
+    maps_before = set(glob.glob("/tmp/perf-*.map"))
     env = dict(os.environ, PYTHONPATH=f"{REPO / 'lambda_src'}{os.pathsep}{REPO}")
     command = [sys.executable, "-m", "bench.cpu_profile", "--nodes", "40", "--max-in-flight", "4"]
     command += ["--latency-ms", "5", "--import-repeat", "1", "--output", str(output)]
@@ -160,6 +164,8 @@ def test_a_small_run_end_to_end(tmp_path: Path) -> None:
     )
     assert answer.returncode == 0, answer.stderr[-3000:]
     assert output.exists()  # the benchmark's results, where it was asked to write them
+    # Python functions are named for perf in the benchmark's process only, and its map file is removed.
+    assert not set(glob.glob("/tmp/perf-*.map")) - maps_before
     table = answer.stdout.split("CPU of the measured run by component", 1)[1]
     assert INTERPRETER in table and REGEX in table and INFLATE in table
     assert "in all" in table and "symbols with the most samples" in table

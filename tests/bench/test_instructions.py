@@ -41,17 +41,18 @@ def test_help_prints_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
     assert "callgrind" in capsys.readouterr().out
 
 
-def test_a_small_run_counts_the_measured_run_only() -> None:
+def test_a_small_run_counts_the_measured_run_only(tmp_path: Path) -> None:
     reason = instructions._valgrind_usable()
     if reason is not None:
         pytest.skip(f"valgrind cannot run here: {reason}")
     env = dict(os.environ, PYTHONPATH=f"{REPO / 'lambda_src'}{os.pathsep}{REPO}")
     command = [sys.executable, "-m", "bench.instructions", "--nodes", "4", "--max-in-flight", "4"]
-    command += ["--latency-ms", "5"]
+    command += ["--latency-ms", "5", "--output", str(tmp_path / "results.json")]
     answer = subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert answer.returncode == 0, answer.stderr[-3000:]
+    assert (tmp_path / "results.json").exists()  # the benchmark's results, where it was asked to write them
     found = re.search(r"instructions in the measured run: ([0-9,]+) for 4 nodes", answer.stdout)
     assert found is not None, answer.stdout[-2000:]
     counted = int(found[1].replace(",", ""))

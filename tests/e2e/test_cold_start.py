@@ -156,6 +156,28 @@ def test_an_unreadable_state_object_is_overwritten_by_a_warm_writer(s3, caplog):
     assert "concurrent writers" not in caplog.text
 
 
+def test_a_state_object_over_the_cap_is_not_read_whole_and_is_overwritten(s3, monkeypatch, caplog):
+    """An object larger than any state can be is refused after reading the cap's worth of it (a
+    valid, uncompressed version 1 state here, so that only its size refuses it), then replaced."""
+    import json
+
+    from fargate_insights import state_store
+    from fargate_insights.collector import CollectorState
+
+    key = "state/huge.json"
+    counters = {f"pod-{i}|cpu": [1.0, 1_000] for i in range(100)}
+    body = json.dumps({"version": 1, "counters": counters, "last_run_ms": 900}).encode()
+    assert state_store.decode(body) is not None
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    monkeypatch.setattr(state_store, "MAX_STATE_BYTES", len(body) - 1)
+    store = state_store.S3StateStore(s3, BUCKET, key)
+    assert store.load() is None
+    assert "state object unreadable" in caplog.text
+    store.save(CollectorState({"a|cpu": (2.0, 61_000)}, last_run_ms=60_900))
+    saved = state_store.decode(_stored(s3, key))
+    assert saved is not None and saved.counters == {"a|cpu": (2.0, 61_000)}
+
+
 def test_overlapping_writers_merge_instead_of_overwriting(s3):
     from fargate_insights.collector import CollectorState
     from fargate_insights.state_store import S3StateStore, decode

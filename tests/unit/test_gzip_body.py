@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from fargate_insights import kube_api, state_store
-from fargate_insights.gzip_body import InflateError, inflate
+from fargate_insights.gzip_body import MAX_MEMBERS, InflateError, inflate
 from fargate_insights.kube_api import KubeApiError
 
 TEXT = b'container_cpu_usage_seconds_total{container="",pod="p"} 1.5 1700000000000\n' * 200
@@ -27,6 +27,15 @@ def test_one_member() -> None:
 def test_every_member_in_order() -> None:
     body = gzip.compress(b"first\n") + gzip.compress(b"") + gzip.compress(TEXT)
     assert inflate(body, 10 * len(TEXT)) == b"first\n" + TEXT
+
+
+def test_at_most_max_members_are_read() -> None:
+    """Each member costs a copy of the rest of the body: a body of many tiny members is refused at the
+    limit, after MAX_MEMBERS copies, instead of costing the square of its size."""
+    empty = gzip.compress(b"")
+    assert inflate(empty * (MAX_MEMBERS - 1) + gzip.compress(TEXT), len(TEXT)) == TEXT
+    assert _reason(empty * MAX_MEMBERS + gzip.compress(TEXT), len(TEXT)) == "invalid"
+    assert _reason(empty * (4 * 1024 * 1024 // len(empty)), 1024) == "invalid"  # a 4 MB body of them
 
 
 def test_an_empty_body_is_empty() -> None:
