@@ -87,3 +87,23 @@ def test_bench_without_the_state_store(tmp_path: Path) -> None:
     assert results["pods_emitted"] == 24 and results["nodes_failed"] == 0
     assert results["simulator_cpu_s"] >= 0
     assert "no counter-state save (--no-state-store)" in answer.stdout
+
+
+def test_the_benchmark_process_loads_nothing_of_the_simulator() -> None:
+    """peak_rss_mb is the collector's: the simulator and the S3 stub run in processes of their own, and
+    importing the fargate_sim package in the benchmark's process would add its modules (9 MB, measured)."""
+    env = dict(os.environ, PYTHONPATH=f"{REPO / 'lambda_src'}{os.pathsep}{REPO}")
+    check = (
+        "import sys, bench.__main__, bench.cpu_profile, bench.instructions; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fargate_sim', 'cryptography')))"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert answer.stdout.strip() == "[]"
