@@ -31,7 +31,7 @@ from .options import has_option, option_value
 
 INTERPRETER = "interpreter (bytecode, objects, dicts)"
 REGEX = "regular expressions (re's C engine)"
-INFLATE = "inflate and CRC (zlib-ng)"
+INFLATE = "zlib: inflate, CRC (and the state save's deflate)"
 TLS = "TLS (OpenSSL)"
 JSON = "JSON (the json module's C part)"
 MEMORY = "memory (allocators, copies)"
