@@ -133,9 +133,7 @@ class S3StateStore:
         try:
             answer = self._s3.get_object(Bucket=self._bucket, Key=self._key)
             with closing(answer["Body"]) as stream:
-                # A stored state is never larger than it inflates to (nor, uncompressed, than the cap):
-                # one that is, whatever wrote it, is refused without being read whole.
-                body = stream.read(MAX_STATE_BYTES + 1)
+                body = _read_capped(stream, MAX_STATE_BYTES)
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")
             if code not in ("NoSuchKey", "404"):
@@ -147,11 +145,23 @@ class S3StateStore:
             return None
         etag = answer.get("ETag")
         self._etag = etag
-        state = decode(body) if len(body) <= MAX_STATE_BYTES else None
+        state = decode(body) if body is not None else None
         if state is None:
             logger.warning("state object unreadable; starting afresh", extra={"bucket": self._bucket})
             return None
         return state, etag
+
+
+def _read_capped(stream: Any, cap: int) -> bytes | None:
+    """The whole body, or None once it is past `cap` bytes (read no further): a stored state is never
+    larger than it inflates to, nor, uncompressed, than the cap, so one that is is refused without being
+    read whole. Otherwise read to its end, because only that checks the body against its Content-Length:
+    botocore's read(n) returns a body cut short in transit as if it were whole, and it would then be
+    taken for a corrupt state and overwritten (read to the end, it raises, and the state is "not loaded")."""
+    body: bytes = stream.read(cap + 1)
+    if len(body) > cap or stream.read():
+        return None
+    return body
 
 
 def encode(state: CollectorState) -> bytes:
