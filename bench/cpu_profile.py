@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .options import has_option, option_value
+from .wrapped import bench_arguments, tool_arguments
 
 INTERPRETER = "interpreter (bytecode, objects, dicts)"
 REGEX = "regular expressions (re's C engine)"
@@ -175,46 +175,33 @@ def _print_split(result: Split, cpu_ms_per_node: float, top: int) -> None:
         print(f"  {count / total:6.1%}  {symbol[:60]:<60} {dso}")
 
 
-def _default_results() -> str:
-    from .__main__ import RESULTS  # here: the benchmark imports this module
-
-    return RESULTS
-
-
 def main(argv: list[str] | None = None) -> int:
-    bench_args = list(sys.argv[1:] if argv is None else argv)
-    if any(arg in ("-h", "--help") for arg in bench_args):
-        print(__doc__)
-        return 0
-    reason = _perf_usable()
-    if reason is not None:
-        print(f"cannot profile: {reason}", file=sys.stderr)
-        return 2
-    if not has_option(bench_args, "--breakdown"):
-        bench_args += ["--breakdown", "0"]  # the measured run is all that is profiled
+    args = tool_arguments(argv, __doc__ or "", _perf_usable, "profile")
+    if isinstance(args, int):
+        return args
+    bench = bench_arguments(args, ["--breakdown", "0"])  # the measured run is all that is profiled
     with tempfile.TemporaryDirectory(prefix="cpu-profile-") as scratch:
         ctl, ack = os.path.join(scratch, "ctl"), os.path.join(scratch, "ack")
         os.mkfifo(ctl)
         os.mkfifo(ack)
         data = os.path.join(scratch, "perf.data")
-        results = option_value(bench_args, "--output") or _default_results()
         record = [
             "perf", "record", "--quiet", "-e", "cpu-clock", "-F", str(FREQUENCY_HZ), "--no-inherit",
             "-D", "-1", f"--control=fifo:{ctl},{ack}", "-o", data, "--",
             sys.executable, "-X", "perf", "-m", "bench", "--perf-control", f"{ctl},{ack}",
-            *bench_args, "--output", results,
+            *bench.argv,
         ]  # fmt: skip
         # -X perf (the benchmark's process only, not its children): samples in Python functions'
         # trampolines are named in /tmp/perf-<pid>.map, which CPython writes and never removes.
-        bench = subprocess.run(record, check=False)
-        if bench.returncode != 0:
-            print(f"the benchmark under perf exited with {bench.returncode}", file=sys.stderr)
-            return bench.returncode
+        run = subprocess.run(record, check=False)
+        if run.returncode != 0:
+            print(f"the benchmark under perf exited with {run.returncode}", file=sys.stderr)
+            return run.returncode
         script = subprocess.run(
             ["perf", "script", "-i", data, "-F", PERF_SCRIPT_FIELDS],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        with open(results, encoding="utf-8") as handle:
+        with open(bench.options.output, encoding="utf-8") as handle:
             cpu_ms_per_node = float(json.load(handle)["cpu_ms_per_node"])
     result = split(script.stdout.splitlines())
     for pid in result.pids:

@@ -17,7 +17,6 @@ Needs valgrind (Debian: valgrind).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -27,9 +26,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .options import has_option, option_value
+from .wrapped import bench_arguments, tool_arguments
 
 DEFAULT_NODES = 500
+# Before the user's options, which win: the measured run alone, and time enough for valgrind.
+_DEFAULTS = ["--nodes", str(DEFAULT_NODES), "--breakdown", "0", "--import-repeat", "1", "--timeout", "900"]
 _COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
 
 
@@ -82,34 +83,24 @@ def _valgrind_usable() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench_args = list(sys.argv[1:] if argv is None else argv)
-    if any(arg in ("-h", "--help") for arg in bench_args):
-        print(__doc__)
-        return 0
-    reason = _valgrind_usable()
-    if reason is not None:
-        print(f"cannot count instructions: {reason}", file=sys.stderr)
-        return 2
-    defaults = {"--nodes": str(DEFAULT_NODES), "--breakdown": "0", "--import-repeat": "1", "--timeout": "900"}
-    for option, value in defaults.items():
-        if not has_option(bench_args, option):
-            bench_args += [option, value]
+    args = tool_arguments(argv, __doc__ or "", _valgrind_usable, "count instructions")
+    if isinstance(args, int):
+        return args
     with tempfile.TemporaryDirectory(prefix="instructions-") as scratch:
         # Not bench/results.json by default: this run's times are valgrind's, not the collector's.
-        results = option_value(bench_args, "--output") or os.path.join(scratch, "results.json")
+        bench = bench_arguments(args, [*_DEFAULTS, "--output", os.path.join(scratch, "results.json")])
         command = [
             "valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
             f"--callgrind-out-file={os.path.join(scratch, 'callgrind.out')}",
-            sys.executable, "-m", "bench", "--callgrind-toggle", *bench_args, "--output", results,
+            sys.executable, "-m", "bench", "--callgrind-toggle", *bench.argv,
         ]  # fmt: skip
-        bench = subprocess.run(command, stderr=subprocess.PIPE, text=True, check=False)
-        if bench.returncode != 0:
-            sys.stderr.write(bench.stderr[-3000:])
-            print(f"the benchmark under valgrind exited with {bench.returncode}", file=sys.stderr)
-            return bench.returncode
-        with open(results, encoding="utf-8") as handle:
-            nodes = int(json.load(handle)["nodes"])
-    instructions = collected_instructions(bench.stderr)
+        run = subprocess.run(command, stderr=subprocess.PIPE, text=True, check=False)
+    if run.returncode != 0:
+        sys.stderr.write(run.stderr[-3000:])
+        print(f"the benchmark under valgrind exited with {run.returncode}", file=sys.stderr)
+        return run.returncode
+    nodes = bench.options.nodes
+    instructions = collected_instructions(run.stderr)
     if not instructions:
         print("valgrind counted no instruction of the measured run", file=sys.stderr)
         return 1

@@ -30,7 +30,7 @@ from bench.cpu_profile import (
     perf_enabled,
     split,
 )
-from bench.options import has_option, option_value
+from bench.wrapped import bench_arguments
 
 REPO = Path(__file__).resolve().parents[2]
 LIBPYTHON = "/root/.pyenv/versions/3.13.0/lib/libpython3.13.so.1.0"
@@ -142,12 +142,23 @@ def test_help_prints_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_the_benchmarks_options_are_read_as_argparse_reads_them() -> None:
-    assert option_value(["--nodes", "5"], "--output") is None
-    assert option_value(["--output", "a.json", "--output=b.json"], "--output") == "b.json"
-    assert option_value(["--output=b.json", "--output", "a.json"], "--output") == "a.json"
-    assert option_value(["--output"], "--output") is None  # no value: argparse refuses it
-    assert has_option(["--breakdown=3"], "--breakdown") and has_option(["--breakdown", "3"], "--breakdown")
-    assert not has_option(["--breakdowns", "3"], "--breakdown")
+    from bench.__main__ import RESULTS
+
+    def output(args: list[str], defaults: list[str] | None = None) -> str:
+        return str(bench_arguments(args, defaults or []).options.output)
+
+    assert output(["--nodes", "5"]) == RESULTS
+    assert output(["--output", "a.json", "--output=b.json"]) == "b.json"
+    assert output(["--output=b.json", "--output", "a.json"]) == "a.json"
+    assert output(["--out", "c.json"], ["--output", "d.json"]) == "c.json"  # the user's win, abbreviated too
+    assert output([], ["--output", "d.json"]) == "d.json"
+    with pytest.raises(SystemExit):
+        bench_arguments(["--output"], [])  # no value: refused before any run
+    with pytest.raises(SystemExit):
+        bench_arguments(["--breakdowns", "3"], [])  # not an option of the benchmark
+    assert bench_arguments(["--breakdown=3"], ["--breakdown", "0"]).options.breakdown == 3
+    assert bench_arguments(["--breakdown", "3"], ["--breakdown", "0"]).options.breakdown == 3
+    assert bench_arguments([], ["--breakdown", "0"]).argv == ["--breakdown", "0"]
 
 
 def test_a_small_run_end_to_end(tmp_path: Path) -> None:
