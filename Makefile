@@ -74,7 +74,7 @@ bench: $(STAMP) ## Benchmark one collection of many Fargate nodes (ARGS="--nodes
 	$(PY) -m bench $(ARGS)
 
 .PHONY: cpu-profile
-cpu-profile: $(STAMP) ## Where the benchmark's measured run spends its CPU, from perf samples (ARGS as for bench)
+cpu-profile: $(STAMP) ## Where the benchmark's measured run spends its CPU, from perf samples (ARGS as for bench; --by-function: by Python function too)
 	$(PY) -m bench.cpu_profile $(ARGS)
 
 .PHONY: instructions

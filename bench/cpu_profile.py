@@ -8,6 +8,11 @@ while it runs, so these shares add up to the run's CPU (user and kernel). Only t
 is sampled (`--no-inherit`: not the simulator nor the S3 stub), and only during the measured run: the
 benchmark enables perf around that run through perf's control FIFOs (`--perf-control`).
 
+`--by-function` also records each sample's call stack (`perf record --call-graph dwarf`, at a third of
+the rate: the stacks make the recording large) and splits the CPU by Python function, each sample charged
+to the innermost Python function on its stack, so that a function's share includes the C code it calls
+(the regular-expression scan under `extract`, zlib-ng under `inflate`).
+
 Needs `perf` (Debian: linux-perf) and a `kernel.perf_event_paranoid` of 2 or less, so that a user may
 profile their own processes.
 """
@@ -39,8 +44,14 @@ GC = "garbage collector"
 KERNEL = "kernel (syscalls, TCP on loopback, page faults)"
 OTHER = "other"
 
-# Samples per second: an odd rate, so that sampling does not lock onto a periodic timer.
+# Samples per second: an odd rate, so that sampling does not lock onto a periodic timer. With call stacks
+# (`--by-function`), each sample carries up to STACK_BYTES of the stack: a third of the rate keeps a
+# 5,000-node run's recording near 100 MB.
 FREQUENCY_HZ = 2999
+FREQUENCY_WITH_STACKS_HZ = 997
+STACK_BYTES = 8192
+BY_FUNCTION = "--by-function"
+OUTSIDE_PYTHON = "(no Python function on the stack)"
 
 _ALLOCATOR = re.compile(
     r"(?:_?Py(?:Object|Mem)_(?:Raw)?(?:Malloc|Calloc|Realloc|Free)|_PyMem_\w+|"
@@ -54,6 +65,13 @@ _SAMPLE = re.compile(
     r"^\s*(?P<pid>\d+)\s+(?P<period>\d+)\s+[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>[^()]*)\)\s*$"
 )
 PERF_SCRIPT_FIELDS = "pid,period,ip,sym,dso"
+# With call stacks, perf script writes a sample as a line of its pid and period, then one line per frame,
+# innermost first: address, symbol, object in brackets.
+_STACK_HEAD = re.compile(r"^\s*(?P<pid>\d+)\s+(?P<period>\d+)\s*$")
+_FRAME = re.compile(r"^\s+[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>[^()]*)\)\s*$")
+# A Python function's trampoline, as CPython names it for perf (-X perf): py::<qualified name>:<file>.
+_INLINED = "inlined"
+_PYTHON_FRAME = re.compile(r"py::(?P<function>[^:]+):(?P<file>.+)")
 
 
 def component(dso: str, symbol: str) -> str:
@@ -94,6 +112,8 @@ class Split:
     by_symbol: Counter[tuple[str, str]]
     samples: int
     pids: frozenset[int]
+    # By innermost Python function ("name (file)"), when the samples have call stacks; else empty.
+    by_function: Counter[str]
 
     @property
     def cpu_ns(self) -> int:
@@ -101,21 +121,58 @@ class Split:
 
 
 def split(lines: Iterable[str]) -> Split:
-    """Sum `perf script -F pid,period,ip,sym,dso` lines; a line that is not a sample is skipped."""
+    """Sum the samples of `perf script -F pid,period,ip,sym,dso` output, with call stacks or without;
+    a line that is neither a sample nor a frame of one is skipped."""
     by_component: Counter[str] = Counter()
     by_symbol: Counter[tuple[str, str]] = Counter()
+    by_function: Counter[str] = Counter()
     samples = 0
     pids: set[int] = set()
-    for line in lines:
-        match = _SAMPLE.match(line)
-        if match is None:
-            continue
-        dso, symbol, period = match["dso"], match["sym"], int(match["period"])
+    for pid, period, frames in _samples(lines):
+        # perf shows the functions inlined at the sampled address as frames of their own, "(inlined)":
+        # the sample is the function they were compiled into, as without call stacks.
+        symbol, dso = next((frame for frame in frames if frame[1] != _INLINED), frames[-1])
         by_component[component(dso, symbol)] += period
         by_symbol[(dso.rsplit("/", 1)[-1], symbol.split("+", 1)[0])] += period
+        if len(frames) > 1 or _PYTHON_FRAME.match(symbol):
+            by_function[_innermost_python_function(frames)] += period
         samples += 1
-        pids.add(int(match["pid"]))
-    return Split(by_component, by_symbol, samples, frozenset(pids))
+        pids.add(pid)
+    return Split(by_component, by_symbol, samples, frozenset(pids), by_function)
+
+
+def _samples(lines: Iterable[str]) -> Iterator[tuple[int, int, list[tuple[str, str]]]]:
+    """(pid, period, frames innermost first as (symbol, object)) of each sample; a sample without its
+    call stack has one frame."""
+    head: tuple[int, int] | None = None
+    frames: list[tuple[str, str]] = []
+    for line in lines:
+        sample = _SAMPLE.match(line)
+        if sample is not None:
+            if head is not None and frames:
+                yield (*head, frames)
+            head, frames = None, []
+            yield int(sample["pid"]), int(sample["period"]), [(sample["sym"], sample["dso"])]
+            continue
+        stack_head = _STACK_HEAD.match(line)
+        if stack_head is not None:
+            if head is not None and frames:
+                yield (*head, frames)
+            head, frames = (int(stack_head["pid"]), int(stack_head["period"])), []
+            continue
+        frame = _FRAME.match(line) if head is not None else None
+        if frame is not None:
+            frames.append((frame["sym"], frame["dso"]))
+    if head is not None and frames:
+        yield (*head, frames)
+
+
+def _innermost_python_function(frames: list[tuple[str, str]]) -> str:
+    for symbol, _ in frames:
+        python = _PYTHON_FRAME.match(symbol)
+        if python is not None:
+            return f"{python['function']} ({python['file'].rsplit('/', 1)[-1]})"
+    return OUTSIDE_PYTHON
 
 
 @contextmanager
@@ -173,20 +230,36 @@ def _print_split(result: Split, cpu_ms_per_node: float, top: int) -> None:
     print(f"\nThe {top} symbols with the most samples:")
     for (dso, symbol), count in result.by_symbol.most_common(top):
         print(f"  {count / total:6.1%}  {symbol[:60]:<60} {dso}")
+    if result.by_function:
+        print(
+            f"\nThe {top} Python functions with the most CPU (each sample charged to the innermost Python "
+            "function on its stack, the C code it calls included):"
+        )
+        for function, count in result.by_function.most_common(top):
+            share = count / total
+            print(f"  {share:6.1%} {share * cpu_ms_per_node:7.3f} ms  {function}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = tool_arguments(argv, __doc__ or "", _perf_usable, "profile")
     if isinstance(args, int):
         return args
-    bench = bench_arguments(args, ["--breakdown", "0"])  # the measured run is all that is profiled
+    with_stacks = BY_FUNCTION in args
+    bench = bench_arguments(
+        [arg for arg in args if arg != BY_FUNCTION], ["--breakdown", "0"]
+    )  # the measured run is all that is profiled
+    sampling = (
+        ["-F", str(FREQUENCY_WITH_STACKS_HZ), "--call-graph", f"dwarf,{STACK_BYTES}"]
+        if with_stacks
+        else ["-F", str(FREQUENCY_HZ)]
+    )
     with tempfile.TemporaryDirectory(prefix="cpu-profile-") as scratch:
         ctl, ack = os.path.join(scratch, "ctl"), os.path.join(scratch, "ack")
         os.mkfifo(ctl)
         os.mkfifo(ack)
         data = os.path.join(scratch, "perf.data")
         record = [
-            "perf", "record", "--quiet", "-e", "cpu-clock", "-F", str(FREQUENCY_HZ), "--no-inherit",
+            "perf", "record", "--quiet", "-e", "cpu-clock", *sampling, "--no-inherit",
             "-D", "-1", f"--control=fifo:{ctl},{ack}", "-o", data, "--",
             sys.executable, "-X", "perf", "-m", "bench", "--perf-control", f"{ctl},{ack}",
             *bench.argv,
@@ -210,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if result.cpu_ns == 0:
         print("perf recorded no sample of the measured run", file=sys.stderr)
         return 1
-    _print_split(result, cpu_ms_per_node, top=15)
+    _print_split(result, cpu_ms_per_node, top=20 if with_stacks else 15)
     return 0
 
 

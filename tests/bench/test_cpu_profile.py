@@ -24,6 +24,7 @@ from bench.cpu_profile import (
     KERNEL,
     MEMORY,
     OTHER,
+    OUTSIDE_PYTHON,
     REGEX,
     TLS,
     component,
@@ -94,6 +95,45 @@ def test_split_weighs_perf_script_lines_by_period_and_skips_the_rest() -> None:
     assert result.by_component == {INTERPRETER: 2 * 333444, REGEX: 1000000, KERNEL: 333444, TLS: 333444}
     # offsets are folded into their symbol, and objects shown by file name
     assert result.by_symbol[("libpython3.13.so.1.0", "_PyEval_EvalFrameDefault")] == 2 * 333444
+
+
+def test_samples_with_call_stacks_go_to_their_innermost_python_function() -> None:
+    perf_map = "/tmp/perf-5841.map"
+    cadvisor = "py::extract:/work/main/lambda_src/fargate_insights/cadvisor.py"
+    lines = [
+        " 5841     500000 ",  # the regex engine, called by extract(), called by the collector
+        "\t          1b2d3e sre_ucs1_search (inlined)",
+        f"\t          1b2d3e sre_search ({LIBPYTHON})",
+        f"\t          8e60a _PyEval_EvalFrameDefault ({LIBPYTHON})",
+        f"\t    7f8baf4b1225 {cadvisor} ({perf_map})",
+        f"\t    7f8baf4b1300 py::Collector._scrape_all:/x/collector.py ({perf_map})",
+        "",
+        " 5841     300000 ",  # the interpreter itself, running a Python function
+        f"\t          8d5b1 _PyEval_EvalFrameDefault ({LIBPYTHON})",
+        f"\t    7f8baf4b13b5 py::_recv_before:/x/https_transport.py ({perf_map})",
+        "",
+        " 5841     200000 ",  # no Python function on the stack (perf could not unwind to one)
+        "\t          96131 _int_free (/usr/lib/x86_64-linux-gnu/libc.so.6)",
+        "\t          98f5e [unknown] (/usr/lib/x86_64-linux-gnu/libcrypto.so.3)",
+        "",
+        " 5841     999999 ",  # a head without frames is not a sample
+        "",
+    ]
+    result = split(lines)
+    assert result.samples == 3 and result.cpu_ns == 1_000_000
+    assert result.by_function == {
+        "extract (cadvisor.py)": 500000,
+        "_recv_before (https_transport.py)": 300000,
+        OUTSIDE_PYTHON: 200000,
+    }
+    # components and symbols as without stacks: an inlined frame is the function it was compiled into
+    assert result.by_component == {REGEX: 500000, INTERPRETER: 300000, MEMORY: 200000}
+    assert result.by_symbol[("libpython3.13.so.1.0", "sre_search")] == 500000
+
+
+def test_samples_without_call_stacks_have_no_function_split() -> None:
+    result = split([f" 5841     333444           1b2d3e _PyEval_EvalFrameDefault ({LIBPYTHON})"])
+    assert result.samples == 1 and not result.by_function
 
 
 def test_perf_enabled_without_fifos_does_nothing() -> None:
@@ -185,3 +225,20 @@ def test_a_small_run_end_to_end(tmp_path: Path) -> None:
     sampled_s = float(re.search(r"samples, ([0-9.]+) s of CPU sampled", answer.stdout)[1])  # type: ignore[index]
     cpu_s = json.loads(output.read_text())["cpu_s"]
     assert 0.6 * cpu_s <= sampled_s <= 1.3 * cpu_s + 0.01, (sampled_s, cpu_s)
+
+
+def test_a_small_run_by_python_function(tmp_path: Path) -> None:
+    reason = cpu_profile._perf_usable()
+    if reason is not None:
+        pytest.skip(f"perf cannot profile on this machine: {reason}")
+    output = tmp_path / "results.json"
+    env = dict(os.environ, PYTHONPATH=f"{REPO / 'lambda_src'}{os.pathsep}{REPO}")
+    command = [sys.executable, "-m", "bench.cpu_profile", "--by-function", "--nodes", "40"]
+    command += ["--max-in-flight", "4", "--latency-ms", "5", "--import-repeat", "1", "--output", str(output)]
+    answer = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    table = answer.stdout.split("Python functions with the most CPU", 1)[1]
+    # perf unwound the stacks to the collector's own functions (-X perf names them), not only to C code
+    assert "extract (cadvisor.py)" in table and "inflate (gzip_body.py)" in table
