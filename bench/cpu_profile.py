@@ -61,17 +61,16 @@ _ALLOCATOR = re.compile(
 _GC = re.compile(r"gc_\w+|visit_\w+|(?:update|subtract|move|deduce)_\w*(?:refs|unreachable)\w*|_PyGC_\w+")
 # One sample of `perf script -F pid,period,ip,sym,dso`: the process, the CPU time the sample stands for
 # (ns), the address, the symbol (or [unknown]), the object in brackets.
-_SAMPLE = re.compile(
-    r"^\s*(?P<pid>\d+)\s+(?P<period>\d+)\s+[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>[^()]*)\)\s*$"
-)
+_SAMPLE = re.compile(r"^\s*(?P<pid>\d+)\s+(?P<period>\d+)\s+[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>.*)\)\s*$")
 PERF_SCRIPT_FIELDS = "pid,period,ip,sym,dso"
 # With call stacks, perf script writes a sample as a line of its pid and period, then one line per frame,
 # innermost first: address, symbol, object in brackets.
 _STACK_HEAD = re.compile(r"^\s*(?P<pid>\d+)\s+(?P<period>\d+)\s*$")
-_FRAME = re.compile(r"^\s+[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>[^()]*)\)\s*$")
+_FRAME = re.compile(r"^\s+[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>.*)\)\s*$")
 # A Python function's trampoline, as CPython names it for perf (-X perf): py::<qualified name>:<file>.
 _INLINED = "inlined"
-_PYTHON_FRAME = re.compile(r"py::(?P<function>[^:]+):(?P<file>.+)")
+_UNKNOWN = "[unknown]"
+_PYTHON_FRAME = re.compile(r"py::(?P<function>[^:]+):(?P<file>[^+]+)")
 
 
 def component(dso: str, symbol: str) -> str:
@@ -128,43 +127,53 @@ def split(lines: Iterable[str]) -> Split:
     by_function: Counter[str] = Counter()
     samples = 0
     pids: set[int] = set()
-    for pid, period, frames in _samples(lines):
+    for pid, period, frames, stacked in _samples(lines):
         # perf shows the functions inlined at the sampled address as frames of their own, "(inlined)":
         # the sample is the function they were compiled into, as without call stacks.
-        symbol, dso = next((frame for frame in frames if frame[1] != _INLINED), frames[-1])
+        symbol, dso = next((frame for frame in frames if frame[1] != _INLINED), frames[0])
         by_component[component(dso, symbol)] += period
         by_symbol[(dso.rsplit("/", 1)[-1], symbol.split("+", 1)[0])] += period
-        if len(frames) > 1 or _PYTHON_FRAME.match(symbol):
+        if stacked:  # every sample of a recording with stacks, so that the functions' shares add up
             by_function[_innermost_python_function(frames)] += period
         samples += 1
         pids.add(pid)
     return Split(by_component, by_symbol, samples, frozenset(pids), by_function)
 
 
-def _samples(lines: Iterable[str]) -> Iterator[tuple[int, int, list[tuple[str, str]]]]:
-    """(pid, period, frames innermost first as (symbol, object)) of each sample; a sample without its
-    call stack has one frame."""
+_Sample = tuple[int, int, list[tuple[str, str]], bool]
+
+
+def _samples(lines: Iterable[str]) -> Iterator[_Sample]:
+    """(pid, period, frames innermost first as (symbol, object), whether it came with its stack) of each
+    sample. A sample without its stack has one frame; a stack whose frames perf could not name at all
+    has one unknown frame, so that its CPU is still counted."""
     head: tuple[int, int] | None = None
     frames: list[tuple[str, str]] = []
+
+    def stacked() -> _Sample:
+        assert head is not None
+        return (*head, frames or [(_UNKNOWN, _UNKNOWN)], True)
+
     for line in lines:
+        # Frame lines start with a tab: tried first inside a stack, so that no frame passes for a sample.
+        frame = _FRAME.match(line) if head is not None and line.startswith("\t") else None
+        if frame is not None:
+            frames.append((frame["sym"], frame["dso"]))
+            continue
         sample = _SAMPLE.match(line)
         if sample is not None:
-            if head is not None and frames:
-                yield (*head, frames)
+            if head is not None:
+                yield stacked()
             head, frames = None, []
-            yield int(sample["pid"]), int(sample["period"]), [(sample["sym"], sample["dso"])]
+            yield int(sample["pid"]), int(sample["period"]), [(sample["sym"], sample["dso"])], False
             continue
         stack_head = _STACK_HEAD.match(line)
         if stack_head is not None:
-            if head is not None and frames:
-                yield (*head, frames)
+            if head is not None:
+                yield stacked()
             head, frames = (int(stack_head["pid"]), int(stack_head["period"])), []
-            continue
-        frame = _FRAME.match(line) if head is not None else None
-        if frame is not None:
-            frames.append((frame["sym"], frame["dso"]))
-    if head is not None and frames:
-        yield (*head, frames)
+    if head is not None:
+        yield stacked()
 
 
 def _innermost_python_function(frames: list[tuple[str, str]]) -> str:
@@ -244,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     args = tool_arguments(argv, __doc__ or "", _perf_usable, "profile")
     if isinstance(args, int):
         return args
+    if any(arg.startswith(BY_FUNCTION + "=") for arg in args):
+        print(f"{BY_FUNCTION} takes no value", file=sys.stderr)
+        return 2
     with_stacks = BY_FUNCTION in args
     bench = bench_arguments(
         [arg for arg in args if arg != BY_FUNCTION], ["--breakdown", "0"]
