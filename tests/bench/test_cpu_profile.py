@@ -224,25 +224,33 @@ def test_the_benchmarks_options_are_read_as_argparse_reads_them() -> None:
     assert bench_arguments([], ["--breakdown", "0"]).argv == ["--breakdown", "0"]
 
 
-def test_a_small_run_end_to_end(tmp_path: Path) -> None:
+def _profile_a_small_run(output: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bench.cpu_profile` on 40 nodes, writing the benchmark's results to `output`; skips the
+    test where perf cannot profile."""
     reason = cpu_profile._perf_usable()
     if reason is not None:
         pytest.skip(f"perf cannot profile on this machine: {reason}")
-    output = tmp_path / "results.json"
-    maps_before = set(glob.glob("/tmp/perf-*.map"))
     env = dict(os.environ, PYTHONPATH=f"{REPO / 'lambda_src'}{os.pathsep}{REPO}")
-    command = [sys.executable, "-m", "bench.cpu_profile", "--nodes", "40", "--max-in-flight", "4"]
+    command = [sys.executable, "-m", "bench.cpu_profile", *options, "--nodes", "40", "--max-in-flight", "4"]
     command += ["--latency-ms", "5", "--import-repeat", "1", "--output", str(output)]
     answer = subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False
     )
     assert answer.returncode == 0, answer.stderr[-3000:]
+    return answer
+
+
+def test_a_small_run_end_to_end(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    maps_before = set(glob.glob("/tmp/perf-*.map"))
+    answer = _profile_a_small_run(output)
     assert output.exists()  # the benchmark's results, where it was asked to write them
     # Python functions are named for perf in the benchmark's process only, and its map file is removed.
     assert not set(glob.glob("/tmp/perf-*.map")) - maps_before
     table = answer.stdout.split("CPU of the measured run by component", 1)[1]
     assert INTERPRETER in table and REGEX in table and INFLATE in table
     assert "in all" in table and "symbols with the most samples" in table
+    assert "Python functions" not in table  # without --by-function there are no stacks to split by
     # Only the measured run of the benchmark's own process was sampled: the samples account for its CPU,
     # not for the warm-up run's or the simulator's as well (either would double them).
     sampled_s = float(re.search(r"samples, ([0-9.]+) s of CPU sampled", answer.stdout)[1])  # type: ignore[index]
@@ -251,17 +259,7 @@ def test_a_small_run_end_to_end(tmp_path: Path) -> None:
 
 
 def test_a_small_run_by_python_function(tmp_path: Path) -> None:
-    reason = cpu_profile._perf_usable()
-    if reason is not None:
-        pytest.skip(f"perf cannot profile on this machine: {reason}")
-    output = tmp_path / "results.json"
-    env = dict(os.environ, PYTHONPATH=f"{REPO / 'lambda_src'}{os.pathsep}{REPO}")
-    command = [sys.executable, "-m", "bench.cpu_profile", "--by-function", "--nodes", "40"]
-    command += ["--max-in-flight", "4", "--latency-ms", "5", "--import-repeat", "1", "--output", str(output)]
-    answer = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False
-    )
-    assert answer.returncode == 0, answer.stderr[-3000:]
+    answer = _profile_a_small_run(tmp_path / "results.json", "--by-function")
     table = answer.stdout.split("Python functions with the most CPU", 1)[1]
     # perf unwound the stacks to the collector's own functions (-X perf names them), not only to C code
     # (extract is a quarter of the CPU: in the table even with the few samples of 40 nodes)
